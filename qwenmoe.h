@@ -1351,9 +1351,12 @@ QMDEF const qm_gguf_tensor *qm_gguf_find_tensor(const qm_gguf *g, const char *na
 /*  3. kernels                                                                           */
 /* ===================================================================================== */
 
-/* The compute primitives of the forward pass. The matrix product takes a weight of any
-   supported type: each thread dequantizes one weight row into its scratch buffer and
-   reuses it for every token of the batch, so the weight is read once per forward. */
+#include "wip/kernels.h"
+
+/* The compute primitives of the forward pass. The matrix product never dequantizes weights
+   to f32: the activation rows are quantized once (wip/kernels.h: Q8_K for K-quants, Q8_0
+   for the 32-blocks, as llama.cpp pairs them) and each weight block is dotted in integers,
+   several tokens per weight load in prefill. */
 
 /* y[i] = x[i] / rms(x) * w[i]. The sum of squares is kept in double, as ggml does. */
 static void qm__rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
@@ -1517,38 +1520,34 @@ typedef struct qm__weight {
 typedef struct qm__matmul_job {
     const qm__weight *w;
     int expert;
-    const float *x;       /* T rows of ne0 */
-    int64_t ldx;
+    const void *qx;       /* T activation rows, quantized for w's type */
+    size_t act_stride;
     float *y;             /* T rows, ldy apart; row r of W goes to column r */
     int64_t ldy;
     int T;
-    float *scratch;       /* n_threads * ne0 floats */
 } qm__matmul_job;
 
 static void qm__matmul_task(void *arg, int ith, int nth) {
     qm__matmul_job *j = QM__CAST(qm__matmul_job *, arg);
     const qm__weight *w = j->w;
-    int64_t rows = w->ne1, per = (rows + nth - 1) / nth, r0 = per * ith, r1 = r0 + per, r;
+    /* rows split in multiples of 16, the kernels' row block */
+    int64_t rows = w->ne1, per = ((rows + nth - 1) / nth + 15) / 16 * 16, r0 = per * ith, r1 = r0 + per;
     const uint8_t *base = w->data + QM__CAST(size_t, j->expert) * QM__CAST(size_t, w->ne1) * w->row_bytes;
-    float *buf = j->scratch + QM__CAST(size_t, ith) * QM__CAST(size_t, w->ne0);
-    int t;
     if (r1 > rows) r1 = rows;
-    for (r = r0; r < r1; r++) {
-        const float *row;
-        if (w->type == QM_TYPE_F32) row = QM__CAST(const float *, QM__CAST(const void *, base + QM__CAST(size_t, r) * w->row_bytes));
-        else {
-            qm_dequantize_row(w->type, base + QM__CAST(size_t, r) * w->row_bytes, buf, w->ne0);
-            row = buf;
-        }
-        for (t = 0; t < j->T; t++)
-            j->y[t * j->ldy + r] = qm__dot_f32(row, j->x + t * j->ldx, QM__CAST(int, w->ne0));
-    }
+    if (r0 >= r1) return;
+    qm__matmul_rows(w->type, w->ne0, base, w->row_bytes, r0, r1, j->qx, j->act_stride, j->T, j->y, j->ldy);
 }
 
-static void qm__matmul(qm__pool *pool, float *scratch, const qm__weight *w, int expert,
+/* Y[t][r] = W[expert] row r . X[t] for T tokens. The activations are quantized once (to
+   Q8_K / Q8_0 for quantized weights, as llama.cpp does), then the threads split the rows. */
+static void qm__matmul(qm__pool *pool, void *qbuf, const qm__weight *w, int expert,
                        const float *x, int64_t ldx, float *y, int64_t ldy, int T) {
     qm__matmul_job j;
-    j.w = w; j.expert = expert; j.x = x; j.ldx = ldx; j.y = y; j.ldy = ldy; j.T = T; j.scratch = scratch;
+    size_t stride = qm__act_row_bytes(w->type, w->ne0);
+    int t;
+    for (t = 0; t < T; t++)
+        qm__quantize_act(w->type, x + t * ldx, QM__CAST(uint8_t *, qbuf) + (size_t)t * stride, w->ne0);
+    j.w = w; j.expert = expert; j.qx = qbuf; j.act_stride = stride; j.y = y; j.ldy = ldy; j.T = T;
     qm__pool_run(pool, qm__matmul_task, &j);
 }
 
@@ -1882,7 +1881,7 @@ struct qm_context {
     int32_t *exp_tokens;     /* tokens routed to one expert, and their slot */
     float *exp_x;            /* gathered inputs for one expert [n_batch][n_embd] */
     float *scores;           /* [n_threads][n_ctx] */
-    float *scratch;          /* [n_threads][max row length] dequantized rows */
+    void *qact;              /* [n_batch] activation rows quantized for a matmul */
     float *logits;           /* [n_batch or 1][n_vocab] */
     int n_logits;            /* rows valid in logits */
 };
@@ -1961,7 +1960,7 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
     QM__BUF(exp_tokens, (size_t)nb * 2, int32_t);
     QM__BUF(exp_x, (size_t)nb * hp->n_embd, float);
     QM__BUF(scores, (size_t)nt * c->n_ctx, float);
-    QM__BUF(scratch, (size_t)nt * maxrow, float);
+    c->qact = qm__calloc_f((size_t)nb * (size_t)maxrow * 5 + 4096, 1, &ok); /* <= 5 bytes per element in any format */
     QM__BUF(logits, (size_t)(c->p.all_logits ? nb : 1) * hp->n_vocab, float);
 #undef QM__BUF
     if (!ok || !qm__pool_init(&c->pool, nt)) {
@@ -1995,7 +1994,7 @@ QMDEF void qm_context_free(qm_context *c) {
     QM_FREE(c->x); QM_FREE(c->xn); QM_FREE(c->q); QM_FREE(c->k); QM_FREE(c->v); QM_FREE(c->att);
     QM_FREE(c->o); QM_FREE(c->moe); QM_FREE(c->router); QM_FREE(c->ff_gate); QM_FREE(c->ff_up);
     QM_FREE(c->ff_down); QM_FREE(c->sel); QM_FREE(c->sel_w); QM_FREE(c->exp_tokens); QM_FREE(c->exp_x);
-    QM_FREE(c->scores); QM_FREE(c->scratch); QM_FREE(c->logits);
+    QM_FREE(c->scores); QM_FREE(c->qact); QM_FREE(c->logits);
     QM_FREE(c);
 }
 
@@ -2123,10 +2122,10 @@ static void qm__moe(qm_context *c, const qm__layer *L, int T) {
                     n++;
                 }
         if (!n) continue;
-        qm__matmul(&c->pool, c->scratch, &L->gate_exps, e, c->exp_x, E, c->ff_gate, ff, n);
-        qm__matmul(&c->pool, c->scratch, &L->up_exps, e, c->exp_x, E, c->ff_up, ff, n);
+        qm__matmul(&c->pool, c->qact, &L->gate_exps, e, c->exp_x, E, c->ff_gate, ff, n);
+        qm__matmul(&c->pool, c->qact, &L->up_exps, e, c->exp_x, E, c->ff_up, ff, n);
         for (i = 0; i < n * ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
-        qm__matmul(&c->pool, c->scratch, &L->down_exps, e, c->ff_gate, ff, c->ff_down, E, n);
+        qm__matmul(&c->pool, c->qact, &L->down_exps, e, c->ff_gate, ff, c->ff_down, E, n);
         for (i = 0; i < n; i++) {
             int tt = c->exp_tokens[2 * i], kk = c->exp_tokens[2 * i + 1];
             float w = c->sel_w[tt * K + kk];
@@ -2141,10 +2140,10 @@ static void qm__moe(qm_context *c, const qm__layer *L, int T) {
 static void qm__ffn_dense(qm_context *c, const qm__layer *L, int T) {
     const qm_hparams *hp = &c->m->hp;
     int i;
-    qm__matmul(&c->pool, c->scratch, &L->ffn_gate, 0, c->xn, hp->n_embd, c->ff_gate, hp->n_ff, T);
-    qm__matmul(&c->pool, c->scratch, &L->ffn_up, 0, c->xn, hp->n_embd, c->ff_up, hp->n_ff, T);
+    qm__matmul(&c->pool, c->qact, &L->ffn_gate, 0, c->xn, hp->n_embd, c->ff_gate, hp->n_ff, T);
+    qm__matmul(&c->pool, c->qact, &L->ffn_up, 0, c->xn, hp->n_embd, c->ff_up, hp->n_ff, T);
     for (i = 0; i < T * hp->n_ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
-    qm__matmul(&c->pool, c->scratch, &L->ffn_down, 0, c->ff_gate, hp->n_ff, c->moe, hp->n_embd, T);
+    qm__matmul(&c->pool, c->qact, &L->ffn_down, 0, c->ff_gate, hp->n_ff, c->moe, hp->n_embd, T);
 }
 
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1. */
@@ -2167,9 +2166,9 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         /* attention block */
         for (t = 0; t < T; t++) qm__rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
         qm__trace(c, il, "attn_norm", c->xn, T, E);
-        qm__matmul(&c->pool, c->scratch, &L->wq, 0, c->xn, E, c->q, qd, T);
-        qm__matmul(&c->pool, c->scratch, &L->wk, 0, c->xn, E, c->k, kvd, T);
-        qm__matmul(&c->pool, c->scratch, &L->wv, 0, c->xn, E, c->v, kvd, T);
+        qm__matmul(&c->pool, c->qact, &L->wq, 0, c->xn, E, c->q, qd, T);
+        qm__matmul(&c->pool, c->qact, &L->wk, 0, c->xn, E, c->k, kvd, T);
+        qm__matmul(&c->pool, c->qact, &L->wv, 0, c->xn, E, c->v, kvd, T);
         for (t = 0; t < T; t++) {
             int pos = c->pos + t;
             const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
@@ -2191,7 +2190,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         qm__trace(c, il, "k_normed", c->k, T, kvd);
         aj.c = c; aj.layer = il; aj.T = T;
         qm__pool_run(&c->pool, qm__attn_task, &aj);
-        qm__matmul(&c->pool, c->scratch, &L->wo, 0, c->att, qd, c->o, E, T);
+        qm__matmul(&c->pool, c->qact, &L->wo, 0, c->att, qd, c->o, E, T);
         qm__trace(c, il, "attn_out", c->o, T, E);
         for (i = 0; i < T * E; i++) c->x[i] += c->o[i];
 
@@ -2199,7 +2198,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         for (t = 0; t < T; t++) qm__rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, hp->rms_eps);
         qm__trace(c, il, "ffn_norm", c->xn, T, E);
         if (hp->n_expert) {
-            qm__matmul(&c->pool, c->scratch, &L->router, 0, c->xn, E, c->router, hp->n_expert, T);
+            qm__matmul(&c->pool, c->qact, &L->router, 0, c->xn, E, c->router, hp->n_expert, T);
             qm__route(c, T);
             if (c->p.trace) {
                 qm_trace_event ev;
@@ -2222,7 +2221,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         const float *src = c->x + (size_t)(T - out_rows) * E;
         for (t = 0; t < out_rows; t++) qm__rmsnorm(c->xn + (size_t)t * E, src + (size_t)t * E, m->output_norm, E, hp->rms_eps);
         qm__trace(c, -1, "result_norm", c->xn, out_rows, E);
-        qm__matmul(&c->pool, c->scratch, &m->output, 0, c->xn, E, c->logits, hp->n_vocab, out_rows);
+        qm__matmul(&c->pool, c->qact, &m->output, 0, c->xn, E, c->logits, hp->n_vocab, out_rows);
         c->n_logits = out_rows;
     }
     c->pos += T;

@@ -34,5 +34,8 @@ run tokenizer "$B/test_tokenizer" "$M/tiny-tok.gguf" tests/data
 run chat      "$B/test_chat" tests/data
 run sampler   "$B/test_sampler"
 run model     "$B/test_model" "$M"
+run kernels   "$B/test_kernels"
+run kernels-nosimd "$B/test_kernels_nosimd"
+[ -z "${QM_TEST_ASAN:-}" ] && [ -d tests/golden ] && run golden bash tests/test_golden.sh
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

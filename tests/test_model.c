@@ -43,14 +43,30 @@ static void rmsnorm_ref(double *y, const double *x, const float *w, int n, doubl
     ss = 1.0 / sqrt(ss / n + eps);
     for (i = 0; i < n; i++) y[i] = x[i] * ss * w[i];
 }
-static void matvec_ref(double *y, const float *W, const double *x, int rows, int cols) {
+/* llama.cpp (and qwenmoe) round the activations of a Q8_0/Q4_0/Q5_0/IQ4_NL product to
+   Q8_0, so the reference does the same, with the public reference quantizer. */
+static void matvec_ref_t(double *y, const float *W, const double *xin, int rows, int cols, int wtype) {
     int r, c;
+    double *x = (double *)malloc(sizeof(double) * cols);
+    for (c = 0; c < cols; c++) x[c] = xin[c];
+    if ((wtype == QM_TYPE_Q8_0 || wtype == QM_TYPE_Q4_0 || wtype == QM_TYPE_Q5_0 || wtype == QM_TYPE_IQ4_NL) && cols % 32 == 0) {
+        float *xf = (float *)calloc((size_t)cols, sizeof(float));
+        unsigned char *q = (unsigned char *)malloc((size_t)cols * 2);
+        for (c = 0; c < cols; c++) xf[c] = (float)xin[c];
+        qm_quantize_row(QM_TYPE_Q8_0, xf, q, cols);
+        qm_dequantize_row(QM_TYPE_Q8_0, q, xf, cols);
+        for (c = 0; c < cols; c++) x[c] = xf[c];
+        free(xf); free(q);
+    }
     for (r = 0; r < rows; r++) {
         double s = 0;
         for (c = 0; c < cols; c++) s += (double)W[(size_t)r * cols + c] * x[c];
         y[r] = s;
     }
+    free(x);
 }
+static const qm_gguf *ref_g;
+static int type_of(const char *name) { const qm_gguf_tensor *t = qm_gguf_find_tensor(ref_g, name); return t ? t->type : 0; }
 
 /* logits of the last token after feeding toks[0..n) */
 static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t *toks, int n) {
@@ -66,7 +82,9 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
     double *gt = (double *)malloc(sizeof(double) * ffm), *up = (double *)malloc(sizeof(double) * ffm), *dn = (double *)malloc(sizeof(double) * E);
     double *prob = (double *)malloc(sizeof(double) * (hp->n_expert + 1)), *moe = (double *)malloc(sizeof(double) * E);
     float *emb = deq(g, "token_embd.weight", NULL, NULL);
-    char nm[96];
+    char nm[96], nm2[96];
+    ref_g = g;
+#define TY(suffix) (snprintf(nm2, sizeof nm2, "blk.%d.%s", l, suffix), type_of(nm2))
     for (t = 0; t < n; t++)
         for (i = 0; i < E; i++) x[(size_t)t * E + i] = emb[(size_t)toks[t] * E + i];
     for (l = 0; l < L; l++) {
@@ -78,9 +96,9 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
             double *xt = x + (size_t)t * E;
             double *kt = K + ((size_t)l * n + t) * kvd, *vt = V + ((size_t)l * n + t) * kvd;
             rmsnorm_ref(xn, xt, an, E, hp->rms_eps);
-            matvec_ref(q, wq, xn, qd, E);
-            matvec_ref(kt, wk, xn, kvd, E);
-            matvec_ref(vt, wv, xn, kvd, E);
+            matvec_ref_t(q, wq, xn, qd, E, TY("attn_q.weight"));
+            matvec_ref_t(kt, wk, xn, kvd, E, TY("attn_k.weight"));
+            matvec_ref_t(vt, wv, xn, kvd, E, TY("attn_v.weight"));
             for (h = 0; h < H + KV; h++) { /* per-head norm, then NEOX rope */
                 double *v = h < H ? q + h * hd : kt + (h - H) * hd;
                 rmsnorm_ref(v, v, h < H ? qn : kn, hd, hp->rms_eps);
@@ -106,7 +124,7 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
                     att[h * hd + i] = s;
                 }
             }
-            matvec_ref(o, wo, att, E, qd);
+            matvec_ref_t(o, wo, att, E, qd, TY("attn_output.weight"));
             for (i = 0; i < E; i++) xt[i] += o[i];
             rmsnorm_ref(xn, xt, fn, E, hp->rms_eps);
             memset(moe, 0, sizeof(double) * E);
@@ -114,7 +132,7 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
                 float *wr = W("ffn_gate_inp.weight"), *wg = W("ffn_gate_exps.weight"), *wu = W("ffn_up_exps.weight"), *wd = W("ffn_down_exps.weight");
                 int sel[64], k, e, F = hp->n_ff_exp;
                 double mx = -1e300, sum = 0, wsum = 0;
-                matvec_ref(prob, wr, xn, hp->n_expert, E);
+                matvec_ref_t(prob, wr, xn, hp->n_expert, E, TY("ffn_gate_inp.weight"));
                 for (e = 0; e < hp->n_expert; e++) if (prob[e] > mx) mx = prob[e];
                 for (e = 0; e < hp->n_expert; e++) { prob[e] = exp(prob[e] - mx); sum += prob[e]; }
                 for (e = 0; e < hp->n_expert; e++) prob[e] /= sum;
@@ -129,20 +147,20 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
                 }
                 for (k = 0; k < hp->n_expert_used; k++) {
                     e = sel[k];
-                    matvec_ref(gt, wg + (size_t)e * F * E, xn, F, E);
-                    matvec_ref(up, wu + (size_t)e * F * E, xn, F, E);
+                    matvec_ref_t(gt, wg + (size_t)e * F * E, xn, F, E, TY("ffn_gate_exps.weight"));
+                    matvec_ref_t(up, wu + (size_t)e * F * E, xn, F, E, TY("ffn_up_exps.weight"));
                     for (i = 0; i < F; i++) gt[i] = gt[i] / (1 + exp(-gt[i])) * up[i];
-                    matvec_ref(dn, wd + (size_t)e * E * F, gt, E, F);
+                    matvec_ref_t(dn, wd + (size_t)e * E * F, gt, E, F, TY("ffn_down_exps.weight"));
                     for (i = 0; i < E; i++) moe[i] += prob[e] / wsum * dn[i];
                 }
                 free(wr); free(wg); free(wu); free(wd);
             } else {
                 float *wg = W("ffn_gate.weight"), *wu = W("ffn_up.weight"), *wd = W("ffn_down.weight");
                 int F = hp->n_ff;
-                matvec_ref(gt, wg, xn, F, E);
-                matvec_ref(up, wu, xn, F, E);
+                matvec_ref_t(gt, wg, xn, F, E, TY("ffn_gate.weight"));
+                matvec_ref_t(up, wu, xn, F, E, TY("ffn_up.weight"));
                 for (i = 0; i < F; i++) gt[i] = gt[i] / (1 + exp(-gt[i])) * up[i];
-                matvec_ref(moe, wd, gt, E, F);
+                matvec_ref_t(moe, wd, gt, E, F, TY("ffn_down.weight"));
                 free(wg); free(wu); free(wd);
             }
             for (i = 0; i < E; i++) xt[i] += moe[i];
@@ -154,7 +172,7 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
         float *on = deq(g, "output_norm.weight", NULL, NULL), *out = deq(g, "output.weight", NULL, NULL);
         if (!out) out = deq(g, "token_embd.weight", NULL, NULL);
         rmsnorm_ref(xn, x + (size_t)(n - 1) * E, on, E, hp->rms_eps);
-        matvec_ref(logits, out, xn, hp->n_vocab, E);
+        matvec_ref_t(logits, out, xn, hp->n_vocab, E, type_of("output.weight") ? type_of("output.weight") : type_of("token_embd.weight"));
         free(on); free(out);
     }
     free(x); free(K); free(V); free(xn); free(q); free(att); free(o); free(sc); free(gt); free(up); free(dn);

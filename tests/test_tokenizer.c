@@ -373,7 +373,7 @@ static void test_stream(void) {
 static void test_vectors(const qm_tokenizer *t, const char *path) {
     FILE *f = fopen(path, "rb");
     char line[1 << 16];
-    int n_e = 0, n_d = 0;
+    int n_e = 0, n_d = 0, n_p = 0;
     int32_t *want = (int32_t *)malloc(sizeof(int32_t) * 16384);
     CHECK(f != NULL, "cannot open %s", path);
     if (!f) { free(want); return; }
@@ -410,12 +410,33 @@ static void test_vectors(const qm_tokenizer *t, const char *path) {
             free(got);
             free(wtext);
             n_d++;
+        } else if (!strcmp(kind, "P")) {
+            /* the pre-tokenizer alone (white box: the static qm__pretok_next of the
+               implementation this file includes), on text HF already normalised */
+            char *text = unhex(a, &len);
+            int nw = parse_ids(b, want, 16384), ng = 0, same = 1;
+            size_t i = 0, nu = 0, p = 0;
+            uint32_t *u = (uint32_t *)malloc(sizeof(uint32_t) * (len + 1));
+            unsigned char tmp[4];
+            if (!text || !u) { CHECK(0, "bad hex in case %s", name); free(text); free(u); continue; }
+            while (i < len) i += qm__utf8_next((const unsigned char *)text + i, len - i, &u[nu++]);
+            while (p < nu) {
+                size_t e = qm__pretok_next(u, nu, p), bytes = 0;
+                for (; p < e; p++) bytes += qm__utf8_put(u[p], tmp);
+                if (ng >= nw || want[ng] != (int32_t)bytes) same = 0;
+                ng++;
+            }
+            CHECK(same && ng == nw, "pre-tokens of %s: %d pieces, want %d", name, ng, nw);
+            free(u);
+            free(text);
+            n_p++;
         } else CHECK(0, "unknown line kind '%s'", kind);
     }
     fclose(f);
     free(want);
-    CHECK(n_e >= 100 && n_d >= 9, "read %d encode and %d decode cases from %s", n_e, n_d, path);
-    printf("# vectors: %d encode cases, %d decode cases\n", n_e, n_d);
+    CHECK(n_e >= 100 && n_d >= 9 && n_p >= 50, "read %d encode, %d decode, %d pre-tokenizer cases from %s", n_e, n_d,
+          n_p, path);
+    printf("# vectors: %d encode cases, %d decode cases, %d pre-tokenizer cases\n", n_e, n_d, n_p);
 }
 
 static void test_real(const qm_tokenizer *t) {

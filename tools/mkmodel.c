@@ -48,31 +48,41 @@
      residual scale, so tied and untied files behave alike.
    - attn_q/k/v, ffn_gate(_exps)/ffn_up(_exps) ~ N(0, 1/n_embd) (their inputs are normalised);
      attn_output ~ N(0, (b*R)^2/(head_dim*n_head)); ffn_down(_exps) ~ N(0, (b*R/0.6)^2/n_ff)
-     with b = --branch-scale (0.6): each residual branch adds about b*R, so the residual stream
-     grows like sqrt(1 + c*layers) and the embedding still matters after 48 layers. With --tied
-     the LM head is token_embd, and a residual stream dominated by the current token's own
-     embedding would make every next-token distribution predict that token again (its logit
-     ~ s*sqrt(n_embd)); so tied files default to b = max(0.6, sqrt(n_embd / (4 * layers))),
-     which makes the branches' variance ~n_embd/4 times the embedding's and the self-logit ~2s.
+     with b = --branch-scale, default 1/sqrt(layers): each residual branch adds about b*R, so all
+     layers together add about as much variance as the embedding holds, whatever the depth. This
+     matters: a deep random MoE is chaotic when its branches are large (with b = 0.6 and 48
+     layers, rounding the weights to bf16 changed the top-1 token at 14 of 72 positions in
+     llama.cpp, KL 0.24: a parity test could not tell a bug from noise); with b = 1/sqrt(48) the
+     same experiment gives 72/72 and KL 2e-3, while tiny and small models keep b ~ 0.5-0.7, so
+     attention and experts move their logits a lot (bugs show).
+   - With --tied the LM head is token_embd; a residual stream that still contains the current
+     token's embedding would make every next-token distribution predict that token again (its
+     logit ~ s*sqrt(n_embd/2) against a std of s for the others). So tied files give each
+     output_norm weight a random sign, which cancels that self-alignment on average.
    - router ffn_gate_inp ~ N(0, r^2/n_embd), r = --router-std (3): router logits have std ~3, so
      the top-k choice is decisive but differs from token to token.
-   - attn_norm, ffn_norm, output_norm ~ 1 + 0.1*gauss; attn_q_norm/attn_k_norm ~ 1.25 + 0.1*gauss
+   - attn_norm, ffn_norm, output_norm ~ 1 + 0.1*gauss (tied: output_norm ~ +-(1 + 0.1*gauss));
+     attn_q_norm/attn_k_norm ~ 1.25 + 0.1*gauss
      (attention scores with std ~1.5, so attention is not uniform).
 
    FAST SCHEME FOR BIG TENSORS (any matrix of >= --pool-min elements, default 4M, whose rows are
-   at least 3 whole units long; --direct turns it off)
+   at least 3 units long; --direct turns it off)
    Quantizing 30 B random floats with the reference quantizers would take an hour here, so big
-   tensors are assembled from a pool: for each (type, std) pair, 4096 "units" (one quant block of
-   32 or 256 elements; 32 elements for f32/f16/bf16) are generated from N(0, std^2) once and
-   quantized with qm_quantize_row. Every unit of every row of a big tensor is then a pool unit
-   picked by a seeded hash of (seed, tensor name, row, unit index), and the same hash bit decides
-   whether the unit is negated. Negation is exact in every format: flip the sign bit of the
-   block's scale(s) - d (and dmin / m where the format has one) - or of each f32/f16/bf16
-   element; the first pool unit's negation is checked against qm_dequantize_row. The blocks are
-   therefore exactly what the reference quantizer produces (up to sign), and with >= 3 units per
-   row (8192^3 combinations) rows do not repeat; a row of one or two units (e.g. n_embd 256 with
-   a 151936-token vocab) would repeat every few thousand rows, so such tensors are quantized
-   directly. The 30b-a3b q4_k_m file (17.3 GiB) is written at disk speed.
+   tensors are assembled from a pool. A unit is 256 elements (32 when the row length is not a
+   multiple of 256): one K-quant block, 8 blocks of a 32-element type, or 256 plain floats. For
+   each (std, unit) 4096 units are drawn from N(0, std^2) - from a stream seeded by the seed, the
+   std and the unit size, not by the type - and quantized once with qm_quantize_row. Each unit of
+   each row of a big tensor is then the pool unit picked by a seeded hash of (seed, tensor name,
+   row, unit index), negated when the same hash says so. Negation is exact in every format:
+   flip the sign bit of each block's scale(s) - d, and dmin / m where the format has one - or of
+   each f32/f16/bf16 element (the first pool unit's negation is checked with
+   qm_dequantize_row). So the blocks are exactly what the reference quantizer gives (up to
+   sign); with >= 3 units per row (8192^3 combinations) rows do not repeat (a row of one or two
+   units, e.g. n_embd 256 with a 151936-token vocab, would repeat every few thousand rows, so
+   such tensors are quantized directly); and, as on the direct path, the same seed gives the
+   same underlying model in every --type (only the rounding differs), so files of different
+   types can be compared with each other. The 30b-a3b q4_k_m file (17.3 GiB) is written at
+   disk speed.
 
    TOKENIZER
    - --tokenizer tokenizer.json (Hugging Face format, BPE; e.g. the real Qwen3 one in
@@ -1129,6 +1139,7 @@ typedef struct mk_tensor {
     int kind, layer, n_dims, type, want;
     int64_t ne[3];
     float sigma, mean; /* matrices: N(0, sigma^2); norms: mean + sigma*gauss */
+    int random_sign;   /* norms: each weight gets a random sign (output_norm of tied files) */
     uint64_t offset, nbytes;
     int pooled;
 } mk_tensor;
@@ -1203,6 +1214,7 @@ static void mk_add(mk_plan *p, const mk_cfg *c, int kind, int layer, const char 
     case K_QNORM: case K_KNORM: t->mean = 1.25f; t->sigma = 0.1f; break;
     default: t->mean = 1.0f; t->sigma = 0.1f; break; /* attn_norm, ffn_norm, output_norm */
     }
+    t->random_sign = kind == K_OUT_NORM && c->tied;
     t->want = mk_want_type(c, t);
     t->type = mk_fallback(t->want, ne0);
 }
@@ -1349,14 +1361,18 @@ typedef struct mk_pool {
     struct mk_pool *next;
 } mk_pool;
 
-/* pool unit = one block (32 or 256 elements), or 32 elements for the float types */
-static int64_t mk_unit_elems(int type) {
-    int be = qm_type_block_elems(type);
-    return be == 1 ? 32 : be;
+/* The pool unit of a tensor depends on its row length only, not on its type, so that the same
+   seed gives the same underlying model in every --type: 256 elements when ne[0] allows (one
+   K-quant block, or 8 blocks of a 32-element type), else 32 (types with blocks of <= 32); 0 =
+   no pooling. */
+static int64_t mk_unit_for(int64_t ne0, int type) {
+    if (ne0 % 256 == 0) return 256;
+    if (ne0 % 32 == 0 && qm_type_block_elems(type) <= 32) return 32;
+    return 0;
 }
 
-/* Negate a unit exactly: the sign bits of its scale(s), or of every element. */
-static void mk_negate_unit(int type, unsigned char *u, int64_t unit) {
+/* Negate one block exactly: the sign bits of its scale(s), or of every element. */
+static void mk_negate_block(int type, unsigned char *u, int64_t unit) {
     int64_t i;
     switch (type) {
     case QM_TYPE_F32: for (i = 0; i < unit; i++) u[4 * i + 3] ^= 0x80; break;
@@ -1371,15 +1387,24 @@ static void mk_negate_unit(int type, unsigned char *u, int64_t unit) {
     default: mk_die("internal: no negation rule for type %s", qm_type_name(type));
     }
 }
+static void mk_negate_unit(int type, unsigned char *u, int64_t unit) {
+    int be = qm_type_block_elems(type);
+    if (be == 1) { mk_negate_block(type, u, unit); return; }
+    {
+        size_t bb = (size_t)qm_type_block_bytes(type);
+        int64_t b;
+        for (b = 0; b < unit / be; b++) mk_negate_block(type, u + (size_t)b * bb, be);
+    }
+}
 
-static const mk_pool *mk_get_pool(mk_pool **list, int type, float sigma, uint64_t seed) {
+static const mk_pool *mk_get_pool(mk_pool **list, int type, float sigma, int64_t unit, uint64_t seed) {
     mk_pool *pl;
-    int64_t u, i, unit = mk_unit_elems(type);
+    int64_t u, i;
     float *x, *a, *b;
     uint32_t sbits;
     mk_rng r;
     for (pl = *list; pl; pl = pl->next)
-        if (pl->type == type && pl->sigma == sigma) return pl;
+        if (pl->type == type && pl->sigma == sigma && pl->unit == unit) return pl;
     pl = (mk_pool *)mk_alloc(sizeof *pl);
     pl->type = type;
     pl->sigma = sigma;
@@ -1388,7 +1413,7 @@ static const mk_pool *mk_get_pool(mk_pool **list, int type, float sigma, uint64_
     pl->data = (unsigned char *)mk_alloc(pl->unit_bytes * MK_POOL_UNITS);
     x = (float *)mk_alloc((size_t)unit * sizeof(float));
     memcpy(&sbits, &sigma, 4);
-    r.s = mk_mix(seed ^ 0x706F6F6C00000000ull ^ ((uint64_t)type << 40) ^ sbits);
+    r.s = mk_mix(seed ^ 0x706F6F6C00000000ull ^ ((uint64_t)unit << 40) ^ sbits); /* not the type */
     for (u = 0; u < MK_POOL_UNITS; u++) {
         for (i = 0; i < unit; i++) x[i] = sigma * mk_gauss(&r);
         if (qm_quantize_row(type, x, pl->data + (size_t)u * pl->unit_bytes, unit) != QM_OK)
@@ -1445,7 +1470,10 @@ static void mk_work_rows(mk_work *w) {
             if (mk_is_matrix(t->kind) || t->kind == K_ROUTER)
                 for (i = 0; i < ne0; i++) x[i] = t->sigma * mk_gauss(&g);
             else
-                for (i = 0; i < ne0; i++) x[i] = t->mean + t->sigma * mk_gauss(&g);
+                for (i = 0; i < ne0; i++) {
+                    x[i] = t->mean + t->sigma * mk_gauss(&g);
+                    if (t->random_sign && (mk_next(&g) & 1)) x[i] = -x[i];
+                }
             if (qm_quantize_row(t->type, x, dst, ne0) != QM_OK) { w->failed = 1; return; }
         }
     }
@@ -1495,7 +1523,7 @@ static int mk_write_tensor(FILE *f, const mk_tensor *t, const mk_cfg *c, mk_pool
     pthread_t th[64];
 
     if (per_chunk < 1) per_chunk = 1;
-    if (t->pooled) pool = mk_get_pool(pools, t->type, t->sigma, c->seed);
+    if (t->pooled) pool = mk_get_pool(pools, t->type, t->sigma, mk_unit_for(t->ne[0], t->type), c->seed);
     for (r0 = 0; r0 < rows; r0 += per_chunk) {
         int64_t n = rows - r0 < per_chunk ? rows - r0 : per_chunk;
         int used = nt;
@@ -1571,11 +1599,11 @@ static void mk_help(void) {
         "Weight scales (see the top of tools/mkmodel.c):\n"
         "  --logit-std X         std of the output logits (default 2*sqrt(2*ln(n_vocab)))\n"
         "  --router-std X        std of the router logits (default 3)\n"
-        "  --branch-scale X      size of each residual branch relative to the embedding (default\n"
-        "                        0.6; with --tied max(0.6, sqrt(n_embd / (4 * layers))))\n"
+        "  --branch-scale X      size of each residual branch relative to the embedding\n"
+        "                        (default 1/sqrt(layers))\n"
         "\n"
         "Other:\n"
-        "  --alignment N         write general.alignment N (a multiple of 8; default: 32, unwritten)\n"
+        "  --alignment N         write general.alignment N (a power of two >= 8; default 32, unwritten)\n"
         "  --threads N           generator threads (default: online CPUs; the output is the same)\n"
         "  --direct              quantize every tensor from fresh random floats (slow for big\n"
         "                        models) instead of assembling big tensors from a block pool\n"
@@ -1625,13 +1653,13 @@ int main(int argc, char **argv) {
             o_ff = -1, o_vocab = -1, o_ctx = -1;
     double o_rope = -1, o_eps = -1, o_logit = -1;
     const char *type_arg = NULL, *arch_arg = "qwen3moe";
-    int i, qm_ok_le = 1;
+    int i;
     mk_vocab voc;
     mk_plan plan;
     mk_buf hdr;
     char *tmpl = NULL, namebuf[96];
     size_t tmpl_n = 0;
-    uint64_t total, max_tensor = 0;
+    uint64_t total;
     FILE *f;
     mk_pool *pools = NULL;
     unsigned char *chunk;
@@ -1639,7 +1667,6 @@ int main(int argc, char **argv) {
     float *scratch[64];
     mk_progress pg;
     int64_t k;
-    int n_fallback_notes = 0;
 
     memset(&c, 0, sizeof c);
     c.preset = "tiny";
@@ -1709,8 +1736,7 @@ int main(int argc, char **argv) {
         uint32_t one = 1;
         unsigned char b0;
         memcpy(&b0, &one, 1);
-        qm_ok_le = b0 == 1;
-        if (!qm_ok_le) mk_die("this writer needs a little-endian host");
+        if (b0 != 1) mk_die("this writer needs a little-endian host (tensor data is written in host order)");
     }
 
     /* preset */
@@ -1749,11 +1775,9 @@ int main(int argc, char **argv) {
     if (o_embd >= 0) c.n_embd = o_embd;
     if (o_heads >= 0) c.n_head = o_heads;
     if (o_kv >= 0) c.n_head_kv = o_kv;
-    else if (o_heads >= 0 && c.n_head % c.n_head_kv != 0) c.n_head_kv = c.n_head;
     if (o_hd >= 0) c.head_dim = o_hd;
     if (o_exp >= 0) c.n_expert = o_exp;
     if (o_used >= 0) c.n_expert_used = o_used;
-    else if (o_exp >= 0 && c.n_expert_used > c.n_expert) c.n_expert_used = c.n_expert;
     if (o_ffe >= 0) c.n_ff_exp = o_ffe;
     if (o_ff >= 0) c.n_ff = o_ff;
     if (o_ctx >= 0) c.n_ctx = o_ctx;
@@ -1769,7 +1793,8 @@ int main(int argc, char **argv) {
     if (c.arch == MK_MOE && c.n_expert_used > c.n_expert)
         mk_die("--experts-used %lld is more than --experts %lld", (long long)c.n_expert_used, (long long)c.n_expert);
     if (!c.tokenizer && c.n_vocab < 259) mk_die("--vocab %lld is too small: the synthetic vocab needs 256 byte tokens + 3 special tokens", (long long)c.n_vocab);
-    if (c.alignment % 8 != 0) mk_die("--alignment %d is not a multiple of 8", c.alignment);
+    if (c.alignment % 8 != 0 || (c.alignment & (c.alignment - 1)) != 0)
+        mk_die("--alignment %d is not a power of two >= 8 (GGUF needs a multiple of 8; ggml a power of two)", c.alignment);
     if (c.n_layer > 9999) mk_die("--layers %lld: at most 9999", (long long)c.n_layer);
     {
         /* keep every size well inside 64 bits */
@@ -1793,11 +1818,7 @@ int main(int argc, char **argv) {
     } else {
         mk_vocab_synthetic(&voc, c.n_vocab);
     }
-    if (c.branch < 0) { /* see "WEIGHTS" at the top */
-        c.branch = 0.6;
-        if (c.tied && mk_sqrt((double)c.n_embd / (4.0 * (double)c.n_layer)) > c.branch)
-            c.branch = mk_sqrt((double)c.n_embd / (4.0 * (double)c.n_layer));
-    }
+    if (c.branch < 0) c.branch = 1.0 / mk_sqrt((double)c.n_layer); /* see "WEIGHTS" at the top */
     if (o_logit >= 0) c.logit_std = o_logit;
     else c.logit_std = 2.0 * mk_sqrt(2.0 * mk_log((double)c.n_vocab));
 
@@ -1813,9 +1834,8 @@ int main(int argc, char **argv) {
     for (k = 0; k < plan.n; k++) {
         mk_tensor *t = &plan.t[k];
         int64_t nel = t->ne[0] * t->ne[1] * t->ne[2];
-        t->pooled = !c.direct && (mk_is_matrix(t->kind)) && nel >= c.pool_min && t->ne[0] % mk_unit_elems(t->type) == 0 &&
-                    t->ne[0] / mk_unit_elems(t->type) >= 3;
-        if (t->nbytes > max_tensor) max_tensor = t->nbytes;
+        int64_t unit = mk_unit_for(t->ne[0], t->type);
+        t->pooled = !c.direct && mk_is_matrix(t->kind) && nel >= c.pool_min && unit > 0 && t->ne[0] / unit >= 3;
     }
     /* fallback notes: one line per (wanted, used) pair */
     for (k = 0; k < plan.n; k++) {
@@ -1829,7 +1849,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "note: %lld tensor%s (first: %s, ne[0] = %lld) cannot be %s (blocks of %d): using %s, as llama-quantize falls back\n",
                 (long long)cnt, cnt == 1 ? "" : "s", t->name, (long long)t->ne[0], qm_type_name(t->want),
                 qm_type_block_elems(t->want), qm_type_name(t->type));
-        n_fallback_notes++;
     }
     if (!c.quiet)
         fprintf(stderr,
@@ -1902,7 +1921,5 @@ int main(int argc, char **argv) {
     for (i = 0; i < c.threads; i++) free(scratch[i]);
     free(chunk); free(hdr.p); free(plan.t); free(tmpl);
     free(voc.text.p); free(voc.off); free(voc.len); free(voc.type); free(voc.mtext.p); free(voc.moff); free(voc.mlen);
-    (void)n_fallback_notes;
-    (void)max_tensor;
     return 0;
 }

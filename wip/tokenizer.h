@@ -912,6 +912,8 @@ static qm_result qm__tok_text(const qm_tokenizer *t, qm__tok_work *w, const unsi
     return QM_OK;
 }
 
+/* Texts over INT_MAX / 4 bytes (512 MiB) are refused (QM_ERR_INVALID_ARG), so that the id
+   count always fits the int result. */
 QMDEF int qm_tokenize(const qm_tokenizer *t, const char *text, size_t len, int32_t *ids, int cap, int flags) {
     qm__tok_work w;
     const unsigned char *s = QM__CAST(const unsigned char *, QM__CAST(const void *, text));
@@ -919,6 +921,7 @@ QMDEF int qm_tokenize(const qm_tokenizer *t, const char *text, size_t len, int32
     qm_result r = QM_OK;
     if (!t || (!text && len) || cap < 0 || (!ids && cap > 0)) return QM_ERR_INVALID_ARG;
     if (len > QM__CAST(size_t, INT_MAX / 4)) return QM_ERR_INVALID_ARG;
+    if (len == 0) return 0;
     memset(&w, 0, sizeof(w));
     w.ids = ids;
     w.cap = cap;

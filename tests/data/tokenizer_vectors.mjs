@@ -36,9 +36,9 @@ if (!fs.existsSync(jsonPath)) { process.stderr.write(`tokenizer_vectors: ${jsonP
 const V = JSON.parse(fs.readFileSync(jsonPath, "utf8"));
 
 // HF tokenizers: `full` matches the added tokens (special mode), `plain` has none.
-let full = null, plain = null;
+let full = null, plain = null, T = null;
 try {
-    const T = createRequire(`${process.cwd()}/package.json`)("tokenizers");
+    T = createRequire(`${process.cwd()}/package.json`)("tokenizers");
     const j = JSON.parse(fs.readFileSync(tokjson, "utf8"));
     full = T.Tokenizer.fromString(JSON.stringify(j));
     j.added_tokens = [];
@@ -75,6 +75,7 @@ const lines = [
     `# (${V.tokenizer && V.tokenizer.source}, sha256 ${V.tokenizer && V.tokenizer.tokenizer_json_sha256}); do not edit.`,
     "# E <special 0|1> <name> <text as hex, '-' if empty> <ids, comma-separated, '-' if none>",
     "# D <skip_special 0|1> <name> <ids> <expected text as hex>",
+    "# P 0 <name> <NFC text as hex> <byte lengths of HF's pre-tokens, comma-separated>",
 ];
 let nE = 0, nD = 0, mismatches = 0;
 const addE = (special, name, text, ids) => { lines.push(`E ${special ? 1 : 0} ${name} ${hex(text)} ${idl(ids)}`); nE++; };
@@ -116,7 +117,32 @@ if (full) { // decoded text of every case, special tokens kept, from HF
         nD++;
     }
 }
+// Pre-tokenizer pieces (the regex alone, on NFC text): direct checks of the split, which the
+// ids cannot always show (e.g. "'\u017f" as a contraction gives the same ids either way).
+let nP = 0;
+if (full) {
+    const PRE_EXTRA = ["x'\u017f1 '\u017fs'\u017f\u017f", "a'S'sT're'VE'm'LL'd'x", "''s", "' s", " 's", "\t's", "1's",
+        "a\r\n\r\n b  \n\t c", "x  \u0085\u0085y\u3000\u3000", "!!\r\n\r\n??", " !\n", "  !", "\u00a0x \u2028y",
+        "a\u200db", "\u{1F600}\u{1F600} \u{1F600}", "12\u0661\u0662\u00bd\u2167x", "\r\r\r", " \n \n ", "é'Ll"];
+    const byteOf = new Map();
+    { // GPT-2 bytes_to_unicode, inverted
+        let n = 0;
+        for (let b = 0; b < 256; b++) {
+            const keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+            byteOf.set(String.fromCodePoint(keep ? b : 256 + n++), b);
+        }
+    }
+    const pre = full.getPreTokenizer(), nfc = T.nfcNormalizer();
+    const texts = [...new Set([...V.cases.map((c) => c.text), ...EXTRA.map((e) => e[1]), ...PRE_EXTRA])];
+    texts.forEach((text, i) => {
+        const norm = nfc.normalizeString(text);
+        const lens = pre.preTokenizeString(norm).map(([p]) => [...p].length);
+        for (const [p] of pre.preTokenizeString(norm)) for (const ch of p) if (!byteOf.has(ch)) throw new Error("not byte-level: " + p);
+        lines.push(`P 0 pre_${i} ${hex(norm)} ${idl(lens)}`);
+        nP++;
+    });
+}
 fs.writeFileSync(out, lines.join("\n") + "\n");
-process.stderr.write(`tokenizer_vectors: wrote ${out}: ${nE} encode cases, ${nD} decode cases` +
+process.stderr.write(`tokenizer_vectors: wrote ${out}: ${nE} encode cases, ${nD} decode cases, ${nP} pre-tokenizer cases` +
     (mismatches ? `, ${mismatches} JSON cases disagree with HF` : "") + "\n");
 if (mismatches) process.exit(1);
