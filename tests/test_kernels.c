@@ -1,4 +1,4 @@
-/* test_kernels: the quantized dot-product kernels (wip/kernels.h).
+/* test_kernels: the quantized dot-product kernels (section 3 of qwenmoe.h).
 
    For every supported weight type, rows of random weights are quantized with
    qm_quantize_row and random activations (several magnitudes, all-zero, sparse, with
@@ -14,9 +14,6 @@
    overread or an aligned load shows up under AddressSanitizer or as a crash. */
 #define QWENMOE_IMPLEMENTATION
 #include "qwenmoe.h"
-#ifndef QM__KERNELS_H
-#include "wip/kernels.h"
-#endif
 #include "tests/qmtest.h"
 
 /* ---- random numbers (no libm) ---------------------------------------------------------- */

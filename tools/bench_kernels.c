@@ -10,9 +10,6 @@
    32 bytes past a 64-byte boundary, as GGUF tensor data (aligned to 32) may. */
 #define QWENMOE_IMPLEMENTATION
 #include "qwenmoe.h"
-#ifndef QM__KERNELS_H
-#include "wip/kernels.h"
-#endif
 
 static void usage(FILE *f) {
     fprintf(f,
