@@ -34,6 +34,14 @@ GOLDEN/parity.txt and GOLDEN/<model>.golden.
   --no-golden      write nothing into the golden directory (table on stdout only)
   --only A,B,...   only these models (names as --list prints them; a trailing * matches a prefix)
   --threads N      threads for both engines (default 2)
+  --ours-args S    extra arguments for qwenmoe-logits and qwenmoe-generate, space-separated
+                   (diagnostics, e.g. "--kv-f32" or "--batch 1"; implies --no-golden)
+  --add "NAME PRESET TYPE SEED [MKMODEL ARGS...]"
+                   run this model instead of the matrix (repeatable; diagnostics, implies
+                   --no-golden), e.g. --add "x small q4_k 11 --branch-scale 0.3"
+  --no-floor       skip the floor columns: llama.cpp with flash attention on against itself
+                   with it off, the KLD and top-1 by which two llama.cpp configurations differ
+                   on these models (the Qwen3-tokenizer models: on their text only)
   --list           list the models of the matrix and exit
   -v, --verbose    print llama.cpp's warnings and each step
   -h, --help       this text
@@ -78,7 +86,13 @@ MATRIX.push(
     { name: "small-top1-q6_k", preset: "small", type: "q6_k", seed: 34, args: ["--experts-used", "1"], features: "experts_used=1" },
     { name: "small-topall-q5_k", preset: "small", type: "q5_k", seed: 35, args: ["--experts-used", "16"], features: "experts_used=16=n_exp" },
     { name: "tiny-dense-f32", preset: "tiny", type: "f32", seed: 36, args: ["--arch", "qwen3"], features: "dense qwen3" },
+    { name: "tiny-dense-q8_0", preset: "tiny", type: "q8_0", seed: 36, args: ["--arch", "qwen3"], features: "dense qwen3" },
+    { name: "small-dense-q4_k", preset: "small", type: "q4_k", seed: 37, args: ["--arch", "qwen3"], features: "dense qwen3" },
 );
+const PRESET_DIMS = {
+    tiny: { layers: 2, embd: 64, heads: 4, "heads-kv": 2, "head-dim": 32, experts: 8, "experts-used": 2, vocab: 512 },
+    small: { layers: 4, embd: 256, heads: 8, "heads-kv": 2, "head-dim": 64, experts: 16, "experts-used": 4, vocab: 4096 },
+};
 // Tokenization goldens (the expected ids of every vector text) are stored for one model per
 // distinct vocabulary; the parity run compares tokenization on every model.
 const TOKGOLD = new Set(["tiny-f32", "small-f32", "tiny-tok-f32"]);
@@ -106,7 +120,7 @@ function usage(msg) {
     process.exit(2);
 }
 let BIN = "build", MODELS = "build/parity", GOLDEN = "tests/golden", writeGolden = true;
-let only = null, threads = 2, verbose = false, list = false;
+let only = null, threads = 2, verbose = false, list = false, oursExtra = [], added = [], floor = true;
 {
     const argv = process.argv.slice(2);
     for (let i = 0; i < argv.length; i++) {
@@ -125,13 +139,22 @@ let only = null, threads = 2, verbose = false, list = false;
             threads = Number(val());
             if (!Number.isInteger(threads) || threads < 1 || threads > 256) usage(`--threads: expected 1..256`);
         }
+        else if (a === "--ours-args") { oursExtra = val().split(/\s+/).filter((x) => x); writeGolden = false; }
+        else if (a === "--add") {
+            const f = val().split(/\s+/).filter((x) => x);
+            if (f.length < 4 || !(f[1] in PRESET_DIMS) || !Number.isInteger(Number(f[3]))) usage(`--add: expected "NAME PRESET TYPE SEED [ARGS...]"`);
+            added.push({ name: f[0], preset: f[1], type: f[2], seed: Number(f[3]), args: f.slice(4), features: f.slice(4).join(" ") || "-",
+                real: f.includes("--tokenizer"), norope: f.includes("--no-rope-base"), ours: f.includes("--no-rope-base") ? ["--rope-base", "10000"] : undefined });
+            writeGolden = false;
+        }
+        else if (a === "--no-floor") floor = false;
         else if (a === "--list") list = true;
         else if (a === "-v" || a === "--verbose") verbose = true;
         else usage(`unknown argument '${a}' (see --help)`);
     }
 }
 const matches = (name) => !only || only.some((p) => p.endsWith("*") ? name.startsWith(p.slice(0, -1)) : name === p);
-const models = MATRIX.filter((m) => matches(m.name));
+const models = added.length ? added : MATRIX.filter((m) => matches(m.name));
 if (list) {
     for (const m of MATRIX) process.stdout.write(`${m.name.padEnd(20)} ${mkmodelArgs(m).join(" ")}\n`);
     process.exit(0);
@@ -313,16 +336,32 @@ const llama = await getLlama({
 });
 const LLAMA_CTX = { flashAttention: false, threads };
 
-async function withContext(model, n, fn) {
-    const ctx = await model.createContext({
-        contextSize: Math.max(64, n + 16), batchSize: Math.max(32, Math.min(512, n)), sequences: 1, ...LLAMA_CTX,
+function newContext(model, n, extra) {
+    return model.createContext({
+        contextSize: Math.max(64, n + 16), batchSize: Math.max(32, Math.min(512, n)), sequences: 1, ...LLAMA_CTX, ...(extra || {}),
     });
+}
+async function withContext(model, n, fn) {
+    const ctx = await newContext(model, n);
     try { return await fn(ctx.getSequence()); } finally { await ctx.dispose(); }
+}
+
+// one position's logits from a controlledEvaluate output into la (and its top tokens in order)
+function readLogits(o, V, la, pos) {
+    const lg = o && o.next && o.next.logits;
+    if (!lg || lg.size !== V) throw new Error(`llama.cpp gave ${lg ? lg.size : "no"} logits at position ${pos}, expected ${V}`);
+    la.fill(NaN);
+    const order = [];
+    for (const [t, v] of lg) {
+        la[t] = v;
+        if (order.length < GOLD_MAX_K) order.push(t);
+    }
+    return order;
 }
 
 // Teacher-forced comparison of one sequence; llama.cpp is evaluated in chunks so that only one
 // chunk of its logits is alive at a time, and our logits are read from the file row by row.
-async function teacherForce(model, file, ids, oursArgs, tag, V) {
+async function teacherForce(model, file, ids, oursArgs, tag, V, withFloor) {
     const bin = path.join(MODELS, `${path.basename(file, ".gguf")}.${tag}.bin`);
     runOurs("qwenmoe-logits", ["-m", file, "--ids", ids.join(","), "-o", bin, "-t", String(threads), ...oursArgs]);
     const size = fs.statSync(bin).size;
@@ -331,32 +370,36 @@ async function teacherForce(model, file, ids, oursArgs, tag, V) {
     const fd = fs.openSync(bin, "r");
     const rowBuf = Buffer.alloc(V * 4);
     const qa = new Float32Array(rowBuf.buffer, rowBuf.byteOffset, V);
-    const la = new Float32Array(V);
+    const la = new Float32Array(V), fa = new Float32Array(V);
     const rows = [];
+    let ctx = null, ctxFa = null;
     try {
-        await withContext(model, ids.length, async (seq) => {
-            const CH = V > 20000 ? 16 : 128;
-            for (let s = 0; s < ids.length; s += CH) {
-                const chunk = ids.slice(s, s + CH).map((t) => [t, { generateNext: { logits: true } }]);
-                const out = await seq.controlledEvaluate(chunk);
-                for (let j = 0; j < chunk.length; j++) {
-                    const lg = out[j] && out[j].next && out[j].next.logits;
-                    if (!lg || lg.size !== V) throw new Error(`llama.cpp gave ${lg ? lg.size : "no"} logits at position ${s + j}, expected ${V}`);
-                    la.fill(NaN);
-                    const order = [];
-                    for (const [t, v] of lg) {
-                        la[t] = v;
-                        if (order.length < GOLD_MAX_K) order.push(t);
-                    }
-                    fs.readSync(fd, rowBuf, 0, V * 4, (s + j) * V * 4);
-                    rows.push(comparePosition(la, order, qa));
+        ctx = await newContext(model, ids.length);
+        if (withFloor) ctxFa = await newContext(model, ids.length, { flashAttention: true });
+        const seq = ctx.getSequence(), seqFa = ctxFa && ctxFa.getSequence();
+        const CH = V > 20000 ? 16 : 128;
+        for (let s = 0; s < ids.length; s += CH) {
+            const chunk = ids.slice(s, s + CH).map((t) => [t, { generateNext: { logits: true } }]);
+            const out = await seq.controlledEvaluate(chunk);
+            const outFa = seqFa ? await seqFa.controlledEvaluate(chunk) : null;
+            for (let j = 0; j < chunk.length; j++) {
+                const order = readLogits(out[j], V, la, s + j);
+                fs.readSync(fd, rowBuf, 0, V * 4, (s + j) * V * 4);
+                const r = comparePosition(la, order, qa);
+                if (outFa) {
+                    readLogits(outFa[j], V, fa, s + j);
+                    const f = comparePosition(la, order, fa);
+                    r.floorKl = f.kl;
+                    r.floorSame = f.lTop === f.oTop;
                 }
-                out.length = 0;
+                rows.push(r);
             }
-        });
+        }
     } finally {
         fs.closeSync(fd);
         fs.rmSync(bin, { force: true });
+        if (ctxFa) await ctxFa.dispose();
+        if (ctx) await ctx.dispose();
     }
     return rows;
 }
@@ -378,7 +421,7 @@ async function llamaGreedy(model, prompt, n) {
             margins.push(top[0][1] - top[1][1]);
             input = [[r.next.token, { generateNext: { token: true, logits: { filter: { tokens: [], includeTop: 2 } }, options: { temperature: 0 } } }]];
         }
-        return { ids, minMargin: Math.min(...margins) };
+        return { ids, margins };
     });
 }
 
@@ -416,7 +459,7 @@ for (const m of models) {
         for (const t of model.iterateAllTokens()) vocab.push(t);
         const n_vocab = vocab.length;
         const pool = vocab.filter((t) => model.getTokenAttributes(t).normal);
-        const oursArgs = m.ours || [];
+        const oursArgs = [...(m.ours || []), ...oursExtra];
         row.n_vocab = n_vocab;
 
         // 1. tokenization
@@ -455,7 +498,7 @@ for (const m of models) {
         if (m.real) seqs.push({ tag: "text", ids: Array.from(model.tokenize(REAL_TEXT, false)) });
         const pos = [];
         for (const s of seqs) {
-            s.rows = await teacherForce(model, file, s.ids, oursArgs, s.tag, n_vocab);
+            s.rows = await teacherForce(model, file, s.ids, oursArgs, s.tag, n_vocab, floor && (!m.real || s.tag === "text"));
             pos.push(...s.rows);
         }
         row.seqs = seqs;
@@ -467,9 +510,14 @@ for (const m of models) {
         row.estMax = pos.reduce((a, r) => Math.max(a, r.est), 0);
         row.pTop = pos.reduce((a, r) => a + r.pTop, 0) / pos.length;
         row.nan = pos.some((r) => r.nan);
+        const fl = pos.filter((r) => r.floorKl !== undefined);
+        if (fl.length) {
+            row.floorKld = fl.reduce((a, r) => a + r.floorKl, 0) / fl.length;
+            row.floorTop1 = fl.filter((r) => r.floorSame).length / fl.length;
+        }
         if (m.norope) {
             // by design: without the override our engine uses 1e6, llama.cpp 1e4
-            const r2 = await teacherForce(model, file, seqs[0].ids, [], "rand-noovr", n_vocab);
+            const r2 = await teacherForce(model, file, seqs[0].ids, oursExtra, "rand-noovr", n_vocab, false);
             row.noOverride = {
                 top1: r2.filter((r) => r.lTop === r.oTop).length / r2.length,
                 kld: r2.reduce((a, r) => a + r.kl, 0) / r2.length,
@@ -482,7 +530,7 @@ for (const m of models) {
         const og = oursGreedy(file, prompt, N_GREEDY, oursArgs);
         let firstDiff = -1;
         for (let i = 0; i < N_GREEDY; i++) if (lg.ids[i] !== og[i]) { firstDiff = i; break; }
-        row.greedy = { prompt, llama: lg.ids, ours: og, equal: firstDiff < 0, firstDiff, minMargin: lg.minMargin };
+        row.greedy = { prompt, llama: lg.ids, ours: og, equal: firstDiff < 0, firstDiff, margin: firstDiff < 0 ? NaN : lg.margins[firstDiff] };
     } catch (e) {
         row.err = (e && e.message ? e.message.split("\n")[0] : String(e)) +
             (logTail.length ? ` [llama.cpp: ${logTail.filter((s) => s).slice(-2).join(" | ")}]` : "");
@@ -512,12 +560,8 @@ function evaluate(row) {
 
 // "L<layers> d<n_embd> h<heads>/<kv heads>x<head_dim> e<experts>/<used> v<vocab>" from the preset
 // and the overrides in the model's mkmodel arguments.
-const PRESETS = {
-    tiny: { layers: 2, embd: 64, heads: 4, "heads-kv": 2, "head-dim": 32, experts: 8, "experts-used": 2, vocab: 512 },
-    small: { layers: 4, embd: 256, heads: 8, "heads-kv": 2, "head-dim": 64, experts: 16, "experts-used": 4, vocab: 4096 },
-};
 function shapeOf(m, nVocab) {
-    const d = { ...PRESETS[m.preset] };
+    const d = { ...PRESET_DIMS[m.preset] };
     for (let i = 0; i + 1 < m.args.length; i++)
         if (m.args[i].startsWith("--") && m.args[i].slice(2) in d) d[m.args[i].slice(2)] = Number(m.args[i + 1]);
     const dense = m.args.includes("qwen3");
@@ -548,19 +592,21 @@ function writeGoldenFile(row) {
 
 // ---------------------------------------------------------------------------------------------
 const e2 = (x) => x === undefined ? "-" : Number.isNaN(x) ? "NaN" : x.toExponential(2);
-const head = ["model", "type", "shape", "features", "tok ok", "top-1 %", "mean KLD", "max KLD", "greedy equal", "llama top-1 p", "result"];
+const head = ["model", "type", "shape", "features", "tok ok", "top-1 %", "mean KLD", "max KLD", "greedy equal", "llama top-1 p",
+    ...(floor ? ["floor top-1 %", "floor KLD"] : []), "result"];
 const table = [head];
 for (const r of rows) {
     const m = r.m;
     if (r.err) {
-        table.push([m.name, m.type, shapeOf(m, 0), m.features, "-", "-", "-", "-", "-", "-", "ERROR"]);
+        table.push([m.name, m.type, shapeOf(m, 0), m.features, "-", "-", "-", "-", "-", "-", ...(floor ? ["-", "-"] : []), "ERROR"]);
         continue;
     }
     const g = r.greedy.equal ? "yes" : `no@${r.greedy.firstDiff}`;
     table.push([
         m.name, m.type, shapeOf(m, r.n_vocab), m.features + (m.ours ? ` (ours ${m.ours.join(" ")})` : ""),
         `${r.tok.same}/${r.tok.n}` + (r.tok.nfcN ? ` +${r.tok.nfcSame}/${r.tok.nfcN}nfc` : ""), (100 * r.top1).toFixed(2), e2(r.kld), e2(r.kldMax),
-        g + (r.peaked ? "" : " (not peaked)"), r.pTop.toFixed(3), r.pass ? "pass" : "FAIL",
+        g + (r.peaked ? "" : " (not peaked)"), r.pTop.toFixed(3),
+        ...(floor ? [r.floorTop1 === undefined ? "-" : (100 * r.floorTop1).toFixed(2), e2(r.floorKld)] : []), r.pass ? "pass" : "FAIL",
     ]);
 }
 const widths = head.map((_, c) => Math.max(...table.map((t) => String(t[c]).length)));
@@ -570,6 +616,7 @@ lines.push(`# qwenmoe vs llama.cpp (node-llama-cpp ${nlcVersion}, ggml ${llamaCp
 lines.push(`# teacher forcing: ${N_RAND} pseudo-random normal tokens per model (${N_RAND_REAL} + a ${"real text"} for the Qwen3-tokenizer models); KLD = KL(P_llama || P_ours), nats`);
 lines.push(`# greedy: ${N_GREEDY} tokens from a ${GREEDY_PROMPT}-token prompt (Qwen3-tokenizer models: "${REAL_PROMPT}"); peaked = llama.cpp mean top-1 p >= ${PEAKED}`);
 lines.push(`# tok ok: identical ids on the NFC-stable tokenizer vector texts (both special modes); +a/b nfc: the texts that NFC changes, against llama.cpp on their NFC form (llama.cpp has no NFC normalizer; no criterion)`);
+if (floor) lines.push(`# floor: llama.cpp with flash attention on against itself with it off (same teacher-forced positions; the Qwen3-tokenizer models: the text only): how far two llama.cpp configurations differ on these models`);
 lines.push(`# criteria: tokenization identical; top-1 >= 99 %; mean KLD <= 1e-3 (F32: <= 2e-4); greedy identical on peaked models`);
 lines.push("");
 lines.push(fmtRow(table[0]));
@@ -589,7 +636,7 @@ for (const r of rows) {
         for (const d of r.tok.diffs.slice(0, 6)) lines.push(`  tokenization ${r.m.name}: ${d}`);
         if (r.tok.diffs.length > 6) lines.push(`  tokenization ${r.m.name}: ... ${r.tok.diffs.length - 6} more`);
         if (!r.greedy.equal)
-            lines.push(`note ${r.m.name}: greedy differs from token ${r.greedy.firstDiff} (llama.cpp's smallest top-1/top-2 logit margin on its path ${r.greedy.minMargin.toFixed(4)}): llama ${r.greedy.llama.join(",")} ours ${r.greedy.ours.join(",")}`);
+            lines.push(`note ${r.m.name}: greedy differs from token ${r.greedy.firstDiff} (llama.cpp's top-1/top-2 logit margin there ${r.greedy.margin.toFixed(4)}): llama ${r.greedy.llama.join(",")} ours ${r.greedy.ours.join(",")}`);
         if (r.m.real) lines.push(`note ${r.m.name}: llama.cpp tokenization == Hugging Face's ids on ${r.tok.hfSame}/${r.tok.hfN} NFC-stable texts`);
         if (r.noOverride)
             lines.push(`note ${r.m.name}: rope.freq_base absent; the row uses our --rope-base 10000 (llama.cpp's fallback). Without it our engine uses Qwen3's 1e6 by design: top-1 ${(100 * r.noOverride.top1).toFixed(2)} %, mean KLD ${e2(r.noOverride.kld)} (differs by design)`);
