@@ -28,6 +28,8 @@ $(B)/qwenmoe-%: tools/%.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -ldl -lm
 $(B)/qwenmoe-generate: examples/generate.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+$(B)/qwenmoe-bench-kernels: tools/bench_kernels.c $(HDR) | $(B)
+	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -lm
 $(B)/qwenmoe-check-ggml: tools/check_ggml.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -ldl -lm
 $(B)/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)

@@ -446,7 +446,7 @@ const vectors = loadVectors();
 const rows = [];
 const t0 = Date.now();
 for (const m of models) {
-    const row = { m, err: null, notes: [] };
+    const row = { m, err: null };
     rows.push(row);
     const tm = Date.now();
     let model = null;
@@ -469,7 +469,9 @@ for (const m of models) {
         // tokens split off first), for information: node's NFC tables are newer than HF's.
         const specials = vocab.filter((t) => { const a = model.getTokenAttributes(t); return a.control || a.userDefined; })
             .map((t) => model.detokenize([t], true)).filter((s) => s.length > 0);
-        const tok = { n: 0, same: 0, nfcN: 0, nfcSame: 0, nfcDiffs: [], hfN: 0, hfSame: 0, diffs: [], gold: [] };
+        const userDefs = vocab.filter((t) => model.getTokenAttributes(t).userDefined)
+            .map((t) => model.detokenize([t], true)).filter((s) => s.length > 0);
+        const tok = { n: 0, same: 0, nfcN: 0, nfcSame: 0, nfcDiffs: [], hfN: 0, hfSame: 0, diffs: [], userDefDiffs: 0, gold: [] };
         for (const special of [true, false]) {
             const ours = oursTokenize(file, vectors, special);
             const sel = vectors.filter((v) => v.special === special);
@@ -481,7 +483,13 @@ for (const m of models) {
                 if (norm === v.text) {
                     tok.n++;
                     if (ll === o) tok.same++;
-                    else tok.diffs.push(`${mode} ${v.name}: llama.cpp ${ll || "-"} ours ${o || "-"}`);
+                    else {
+                        // llama.cpp's parse_special=false still matches user-defined added tokens
+                        // (<think>, <tool_call>, ...); the vectors' no-special mode matches none
+                        const ud = !special && userDefs.some((u) => v.text.includes(u));
+                        if (ud) tok.userDefDiffs++;
+                        tok.diffs.push(`${mode} ${v.name}${ud ? " [contains a user-defined added token]" : ""}: llama.cpp ${ll || "-"} ours ${o || "-"}`);
+                    }
                     if (m.real) { tok.hfN++; if (ll === v.hf.join(",")) tok.hfSame++; }
                     tok.gold.push(`T ${special ? 1 : 0} ${v.hex || "-"} ${ll || "-"}`);
                 } else {
@@ -637,6 +645,8 @@ for (const r of rows) {
         if (r.tok.diffs.length > 6) lines.push(`  tokenization ${r.m.name}: ... ${r.tok.diffs.length - 6} more`);
         if (!r.greedy.equal)
             lines.push(`note ${r.m.name}: greedy differs from token ${r.greedy.firstDiff} (llama.cpp's top-1/top-2 logit margin there ${r.greedy.margin.toFixed(4)}): llama ${r.greedy.llama.join(",")} ours ${r.greedy.ours.join(",")}`);
+        if (r.tok.userDefDiffs)
+            lines.push(`note ${r.m.name}: ${r.tok.userDefDiffs} tokenization difference(s) are no-special texts holding user-defined added tokens (<think>, <tool_call>, ...), which llama.cpp matches even with special tokens off (parse_special=false only skips control tokens) and qwenmoe --no-special does not`);
         if (r.m.real) lines.push(`note ${r.m.name}: llama.cpp tokenization == Hugging Face's ids on ${r.tok.hfSame}/${r.tok.hfN} NFC-stable texts`);
         if (r.noOverride)
             lines.push(`note ${r.m.name}: rope.freq_base absent; the row uses our --rope-base 10000 (llama.cpp's fallback). Without it our engine uses Qwen3's 1e6 by design: top-1 ${(100 * r.noOverride.top1).toFixed(2)} %, mean KLD ${e2(r.noOverride.kld)} (differs by design)`);
