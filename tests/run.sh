@@ -36,6 +36,14 @@ run sampler   "$B/test_sampler"
 run model     "$B/test_model" "$M"
 run kernels   "$B/test_kernels"
 run kernels-nosimd "$B/test_kernels_nosimd"
-[ -z "${QM_TEST_ASAN:-}" ] && [ -n "${QM_TEST_GOLDEN:-}" ] && run golden bash tests/test_golden.sh
+# Parity with llama.cpp from the stored goldens (no node): the rows that meet the issue's
+# criteria today are enforced; QM_TEST_GOLDEN=1 checks every row (the quantized ones miss the
+# KLD criterion, see tests/golden/parity.txt).
+if [ -z "${QM_TEST_ASAN:-}" ]; then
+    if [ -n "${QM_TEST_GOLDEN:-}" ]; then run golden bash tests/test_golden.sh
+    else QM_GOLDEN_ONLY="tiny-f32 tiny-f16 tiny-bf16 tiny-dense-f32 tiny-hd16-f32 tiny-hd48-f32 tiny-kv1-f32 tiny-norope-f32 small-f32 small-f16 small-bf16" \
+        run golden bash tests/test_golden.sh
+    fi
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -12,7 +12,8 @@
 #     parity.mjs found peaked, requires llama.cpp's 32 tokens exactly;
 #   - tokenizes the stored texts (T lines) with qwenmoe-tokenize and requires llama.cpp's ids.
 # Usage (from the repository root, after make):  bash tests/test_golden.sh [BUILD_DIR]
-# Environment: QM_GOLDEN_DIR (default tests/golden), QM_GOLDEN_THREADS (default 2), CC.
+# Environment: QM_GOLDEN_DIR (default tests/golden), QM_GOLDEN_THREADS (default 2), CC,
+#              QM_GOLDEN_ONLY (model names to check; default all).
 # Prints one line per check and "# golden: N passed, M failed"; exit status 1 if any failed.
 set -u
 B=${1:-build}
@@ -41,7 +42,9 @@ if [ ! -x "$CMP" ] || [ tools/parity/golden_cmp.c -nt "$CMP" ]; then
     fi
 fi
 shopt -s nullglob
-files=("$G"/*.golden)
+# QM_GOLDEN_ONLY: space-separated model names to check (default: every golden file)
+files=()
+for pat in ${QM_GOLDEN_ONLY:-*}; do files+=("$G"/$pat.golden); done
 [ ${#files[@]} -gt 0 ] || { bad "no golden files in $G (run make parity)"; summary; }
 
 # "1 2 3" or "1,2,3" or "" -> "1,2,3" or "-"
