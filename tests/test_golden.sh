@@ -41,10 +41,16 @@ if [ ! -x "$CMP" ] || [ tools/parity/golden_cmp.c -nt "$CMP" ]; then
         summary
     fi
 fi
-shopt -s nullglob
 # QM_GOLDEN_ONLY: space-separated model names to check (default: every golden file)
 files=()
-for pat in ${QM_GOLDEN_ONLY:-*}; do files+=("$G"/$pat.golden); done
+if [ -n "${QM_GOLDEN_ONLY:-}" ]; then
+    read -ra only <<<"$QM_GOLDEN_ONLY"
+    for name in "${only[@]}"; do files+=("$G/$name.golden"); done
+else
+    shopt -s nullglob
+    files=("$G"/*.golden)
+    shopt -u nullglob
+fi
 [ ${#files[@]} -gt 0 ] || { bad "no golden files in $G (run make parity)"; summary; }
 
 # "1 2 3" or "1,2,3" or "" -> "1,2,3" or "-"
@@ -55,6 +61,7 @@ idlist() {
 }
 
 for f in "${files[@]}"; do
+    [ -f "$f" ] || { bad "$f: no such golden file"; continue; }
     name=$(awk '$1 == "name" { print $2; exit }' "$f")
     mk=$(sed -n 's/^mkmodel //p' "$f" | head -n 1)
     ours=$(sed -n 's/^ours //p' "$f" | head -n 1)
