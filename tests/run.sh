@@ -41,7 +41,7 @@ run kernels-nosimd "$B/test_kernels_nosimd"
 # KLD criterion, see tests/golden/parity.txt).
 if [ -z "${QM_TEST_ASAN:-}" ]; then
     if [ -n "${QM_TEST_GOLDEN:-}" ]; then run golden bash tests/test_golden.sh
-    else QM_GOLDEN_ONLY="tiny-f32 tiny-f16 tiny-bf16 tiny-dense-f32 tiny-hd16-f32 tiny-hd48-f32 tiny-kv1-f32 tiny-norope-f32 small-f32 small-f16 small-bf16" \
+    else QM_GOLDEN_ONLY="tiny-f32 tiny-f16 tiny-bf16 tiny-dense-f32 tiny-hd16-f32 tiny-hd48-f32 tiny-kv1-f32 tiny-norope-f32 tiny-tied-f32 tiny-top1-f32 tiny-topall-f32 small-f32 small-f16 small-bf16" \
         run golden bash tests/test_golden.sh
     fi
 fi
