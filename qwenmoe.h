@@ -5187,15 +5187,27 @@ static void qm__matmul_task(void *arg, int ith, int nth) {
 
 /* Y[t][r] = W[expert] row r . X[t] for T tokens. The activations are quantized once (to
    Q8_K / Q8_0 for quantized weights, as llama.cpp does), then the threads split the rows. */
-static void qm__matmul(qm__pool *pool, void *qbuf, const qm__weight *w, int expert,
-                       const float *x, int64_t ldx, float *y, int64_t ldy, int T) {
+/* The product on activations already quantized for w's type (qm__act_type), so that two
+   weights of one type reading the same input (an expert's gate and up) quantize it once. */
+static void qm__matmul_q(qm__pool *pool, const void *qbuf, const qm__weight *w, int expert,
+                         float *y, int64_t ldy, int T) {
     qm__matmul_job j;
+    j.w = w; j.expert = expert; j.qx = qbuf; j.act_stride = qm__act_row_bytes(w->type, w->ne0);
+    j.y = y; j.ldy = ldy; j.T = T;
+    qm__pool_run(pool, qm__matmul_task, &j);
+}
+
+static void qm__quantize_rows(const qm__weight *w, const float *x, int64_t ldx, void *qbuf, int T) {
     size_t stride = qm__act_row_bytes(w->type, w->ne0);
     int t;
     for (t = 0; t < T; t++)
         qm__quantize_act(w->type, x + t * ldx, QM__CAST(uint8_t *, qbuf) + (size_t)t * stride, w->ne0);
-    j.w = w; j.expert = expert; j.qx = qbuf; j.act_stride = stride; j.y = y; j.ldy = ldy; j.T = T;
-    qm__pool_run(pool, qm__matmul_task, &j);
+}
+
+static void qm__matmul(qm__pool *pool, void *qbuf, const qm__weight *w, int expert,
+                       const float *x, int64_t ldx, float *y, int64_t ldy, int T) {
+    qm__quantize_rows(w, x, ldx, qbuf, T);
+    qm__matmul_q(pool, qbuf, w, expert, y, ldy, T);
 }
 
 /* ===================================================================================== */
@@ -5770,7 +5782,10 @@ static void qm__moe(qm_context *c, const qm__layer *L, int T) {
                 }
         if (!n) continue;
         qm__matmul(&c->pool, c->qact, &L->gate_exps, e, c->exp_x, E, c->ff_gate, ff, n);
-        qm__matmul(&c->pool, c->qact, &L->up_exps, e, c->exp_x, E, c->ff_up, ff, n);
+        if (qm__act_type(L->up_exps.type) == qm__act_type(L->gate_exps.type))
+            qm__matmul_q(&c->pool, c->qact, &L->up_exps, e, c->ff_up, ff, n);
+        else
+            qm__matmul(&c->pool, c->qact, &L->up_exps, e, c->exp_x, E, c->ff_up, ff, n);
         for (i = 0; i < n * ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
         qm__matmul(&c->pool, c->qact, &L->down_exps, e, c->ff_gate, ff, c->ff_down, E, n);
         for (i = 0; i < n; i++) {
@@ -5813,9 +5828,12 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         /* attention block */
         for (t = 0; t < T; t++) qm__rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
         qm__trace(c, il, "attn_norm", c->xn, T, E);
+        /* q, k and v read the same input: quantize it once per activation format */
         qm__matmul(&c->pool, c->qact, &L->wq, 0, c->xn, E, c->q, qd, T);
-        qm__matmul(&c->pool, c->qact, &L->wk, 0, c->xn, E, c->k, kvd, T);
-        qm__matmul(&c->pool, c->qact, &L->wv, 0, c->xn, E, c->v, kvd, T);
+        if (qm__act_type(L->wk.type) != qm__act_type(L->wq.type)) qm__quantize_rows(&L->wk, c->xn, E, c->qact, T);
+        qm__matmul_q(&c->pool, c->qact, &L->wk, 0, c->k, kvd, T);
+        if (qm__act_type(L->wv.type) != qm__act_type(L->wk.type)) qm__quantize_rows(&L->wv, c->xn, E, c->qact, T);
+        qm__matmul_q(&c->pool, c->qact, &L->wv, 0, c->v, kvd, T);
         for (t = 0; t < T; t++) {
             int pos = c->pos + t;
             const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
