@@ -319,11 +319,19 @@ typedef struct qm_model_params {
     void *log_user;
     int log_level;            /* messages above this level are dropped (0: QM_LOG_WARN) */
     float rope_freq_base;     /* nonzero: use this RoPE base instead of the file's */
+    int no_cuda;              /* run on the CPU even when qwenmoe_cuda.o is linked in */
+    int cuda_cpu_moe_layers;  /* with CUDA: keep the experts of the first N layers on the CPU
+                                 (for models larger than the GPU's memory) */
+    uint64_t max_memory_bytes; /* 0: no cap. Refuse a model whose tensor data and tables would
+                                  need more memory than this (mmapped weights count: they become
+                                  resident as they are used); it also caps the reader's own
+                                  allocations and, with no_mmap, the file that is read. */
 } qm_model_params;
 
 QMDEF qm_model_params qm_model_params_default(void);
 QMDEF qm_result qm_model_load(const char *path, const qm_model_params *params, qm_model **out,
                               qm_error *err);
+/* The buffer must be 8-byte aligned (as malloc's is) and outlive the model. */
 QMDEF qm_result qm_model_load_memory(const void *data, size_t size, const qm_model_params *params,
                                      qm_model **out, qm_error *err);
 QMDEF void qm_model_free(qm_model *m);
@@ -331,6 +339,9 @@ QMDEF const qm_hparams *qm_model_hparams(const qm_model *m);
 QMDEF const qm_tokenizer *qm_model_tokenizer(const qm_model *m);
 QMDEF const qm_gguf *qm_model_gguf(const qm_model *m);
 QMDEF qm_chat_family qm_model_chat_family(const qm_model *m);
+/* "cuda" when this model's experts run on the GPU (some layers may stay on the CPU), else
+   "cpu". */
+QMDEF const char *qm_model_backend(const qm_model *m);
 
 /* Observation of the one forward pass: called for each layer and stage with the activations
    of the n_tokens rows being evaluated (row-major, dim floats each). Stages: "attn_norm",
@@ -356,6 +367,8 @@ typedef struct qm_context_params {
     int n_batch;        /* tokens per forward in prefill (0: 512) */
     int kv_type;        /* QM_KV_F16 (default) or QM_KV_F32 */
     int all_logits;     /* keep logits of every evaluated position, not only the last */
+    uint64_t max_memory_bytes; /* 0: no cap. Refuse a context (KV cache and buffers) that would
+                                  need more than this */
     qm_trace_fn trace;
     void *trace_user;
 } qm_context_params;
@@ -433,16 +446,57 @@ QMDEF qm_result qm_generate(qm_context *c, const int32_t *prompt, int n_prompt,
    same program runs on the CPU without it. These two symbols have C linkage and are never
    static, even under QWENMOE_STATIC, so that the override works. Link recipes (object file,
    static archive with the qm_cuda_register() anchor, shared library) are in qwenmoe_cuda.cu. */
+/* One stacked expert tensor as it lies in the file (host memory, usually the mmap):
+   n_expert matrices of `rows` rows, each row `cols` values of GGML type `type` stored in
+   row_bytes bytes. Expert e, row r starts at data + (e * rows + r) * row_bytes. */
+typedef struct qm_cuda_tensor {
+    int type;               /* qm_type, the GGML type id */
+    int64_t cols, rows, n_expert;
+    size_t row_bytes;
+    const void *data;
+} qm_cuda_tensor;
+
+/* gate and up are [n_expert][n_ff_exp][n_embd]; down is [n_expert][n_embd][n_ff_exp]. A layer
+   whose gate.data is NULL keeps its experts on the CPU (qm_model_params.cuda_cpu_moe_layers). */
+typedef struct qm_cuda_moe_layer {
+    qm_cuda_tensor gate, up, down;
+} qm_cuda_moe_layer;
+
+typedef struct qm_cuda_moe_desc {
+    int n_layer;            /* entries in layers */
+    int n_embd, n_ff_exp, n_expert, n_expert_used;
+    int max_tokens;         /* the most tokens one moe_eval call passes (a context's n_batch
+                               may be larger: the header splits such batches) */
+    const qm_cuda_moe_layer *layers;
+    void (*log)(void *user, int level, const char *msg); /* the model's logger */
+    void *log_user;
+} qm_cuda_moe_desc;
+
 typedef struct qm_cuda_hooks {
     int abi_version;        /* QM_CUDA_ABI_VERSION */
     const char *name;       /* "cuda" */
     /* Returns 1 and a description of the device when a usable GPU is present, 0 with the
        reason (no driver, no device) otherwise. */
     int (*probe)(char *desc, size_t cap);
+    /* Uploads the experts of every layer that has them, once, kept in their file types.
+       Returns a handle, or NULL with the reason in err. */
+    void *(*moe_create)(const qm_cuda_moe_desc *d, char *err, size_t cap);
+    /* The routed experts of one layer for T <= max_tokens tokens:
+         y[t] = sum_k w[t][k] * down_e( silu(gate_e x[t]) * up_e x[t] ),  e = ids[t][k]
+       x and y are host f32 [T][n_embd]; ids and w are [T][n_expert_used]. It may be called
+       from several threads at once (one per context). Returns 0, or nonzero with the reason
+       in err; the header then computes that call on the CPU. */
+    int (*moe_eval)(void *h, int layer, int T, const float *x, const int32_t *ids, const float *w,
+                    float *y, char *err, size_t cap);
+    void (*moe_free)(void *h);
 } qm_cuda_hooks;
-#define QM_CUDA_ABI_VERSION 1
+#define QM_CUDA_ABI_VERSION 2
 
 const qm_cuda_hooks *qm_cuda_hook(void);
+/* Defined only in qwenmoe_cuda.cu: a program that links the CUDA object from a static archive
+   calls it once, so that the linker pulls the object in (a weak default already satisfies
+   qm_cuda_hook, so nothing else would). Do not call it without the CUDA object. */
+int qm_cuda_register(void);
 /* Name of the backend the program will use: "cuda" when the CUDA object is linked in and a
    device is present, else "cpu". desc (optional) receives the device or the reason. */
 QMDEF const char *qm_backend_name(char *desc, size_t cap);
@@ -514,6 +568,7 @@ QMDEF const char *qm_backend_name(char *desc, size_t cap);
 #endif
 #define QM__ALLOC(T, n) QM__CAST(T *, QM_MALLOC(sizeof(T) * (size_t)(n)))
 #define QM__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define QM__CUDA_MAX_TOKENS 512  /* the most tokens one CUDA expert call carries */
 #define QM__MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* ------------------------------------------------------------------------------------- */
@@ -912,10 +967,37 @@ static qm_result qm__gguf_skip_value(qm__cursor *c, uint32_t t, int depth, const
                    c->g->path, key, t);
 }
 
+/* Duplicate metadata keys (tensors 0) or tensor names (tensors 1): the names sorted, then
+   neighbours compared, O(n log n) whatever the names are (a pairwise scan was O(n^2): a few
+   MB of keys took minutes). */
+static int qm__gguf_str_cmp(const void *a, const void *b) {
+    const qm_str *x = QM__CAST(const qm_str *, a), *y = QM__CAST(const qm_str *, b);
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->len ? memcmp(x->ptr, y->ptr, (size_t)x->len) : 0;
+}
+static qm_result qm__gguf_check_dups(qm_gguf *g, int tensors, qm_error *err) {
+    uint64_t n = QM__CAST(uint64_t, tensors ? g->n_tensors : g->n_kv), i;
+    qm_str *v;
+    char name[96];
+    qm_result r = QM_OK;
+    if (n < 2) return QM_OK;
+    v = QM__CAST(qm_str *, qm__gguf_alloc(g, n, sizeof(qm_str), err, "the name index"));
+    if (!v) return err ? err->code : QM_ERR_OOM;
+    for (i = 0; i < n; i++) v[i] = tensors ? g->tensors[i].name : g->kv[i].key;
+    qsort(v, (size_t)n, sizeof(qm_str), qm__gguf_str_cmp);
+    for (i = 1; i < n && !r; i++)
+        if (qm__gguf_str_cmp(&v[i - 1], &v[i]) == 0)
+            r = qm__err(err, QM_ERR_FORMAT, "%s: duplicate %s '%s'", g->path, tensors ? "tensor name" : "metadata key",
+                        qm__safe_name(v[i].ptr, v[i].len, name, sizeof(name)));
+    QM_FREE(v);
+    g->alloc_used -= n * sizeof(qm_str);
+    return r;
+}
+
 static qm_result qm__gguf_parse(qm_gguf *g, qm_error *err) {
     qm__cursor c;
     uint32_t magic;
-    uint64_t n_tensors, n_kv, i, j;
+    uint64_t n_tensors, n_kv, i;
     char name[96];
     qm_result r;
     c.p = g->data; c.size = g->size; c.off = 0; c.g = g; c.err = err;
@@ -952,9 +1034,6 @@ static qm_result qm__gguf_parse(qm_gguf *g, qm_error *err) {
         snprintf(what, sizeof(what), "metadata key #%llu", QM__CAST(unsigned long long, i));
         if ((r = qm__cur_str(&c, &kv->key, what))) return r;
         qm__safe_name(kv->key.ptr, kv->key.len, name, sizeof(name));
-        for (j = 0; j < i; j++)
-            if (g->kv[j].key.len == kv->key.len && memcmp(g->kv[j].key.ptr, kv->key.ptr, (size_t)kv->key.len) == 0)
-                return qm__err(err, QM_ERR_FORMAT, "%s: duplicate metadata key '%s'", g->path, name);
         if ((r = qm__cur_u32(&c, &t, name))) return r;
         if (t >= QM_GGUF_TYPE_COUNT)
             return qm__err(err, QM_ERR_FORMAT, "%s: key '%s': value type %u is not a GGUF type (0..12)",
@@ -989,12 +1068,16 @@ static qm_result qm__gguf_parse(qm_gguf *g, qm_error *err) {
             if (qm_gguf_kv_i64(g, QM__CAST(int64_t, i), &a) != QM_OK)
                 return qm__err(err, QM_ERR_FORMAT, "%s: key 'general.alignment' must be an integer, found %s",
                                g->path, qm__gguf_type_name(t));
-            if (a <= 0 || a > (1 << 30) || (a & (a - 1)) != 0)
-                return qm__err(err, QM_ERR_FORMAT, "%s: key 'general.alignment' is %lld; expected a power of two",
+            /* GGUF requires a multiple of 8; smaller ones would leave f32/f16 tensor data
+               misaligned for the kernels' typed loads */
+            if (a < 8 || a > (1 << 30) || (a & (a - 1)) != 0)
+                return qm__err(err, QM_ERR_FORMAT, "%s: key 'general.alignment' is %lld; expected a power of two >= 8",
                                g->path, QM__CAST(long long, a));
             g->alignment = QM__CAST(uint32_t, a);
         }
     }
+
+    if ((r = qm__gguf_check_dups(g, 0, err))) return r;
 
     g->tensors = QM__CAST(qm_gguf_tensor *, qm__gguf_alloc(g, n_tensors, sizeof(qm_gguf_tensor), err, "the tensor table"));
     if (!g->tensors) return err ? err->code : QM_ERR_OOM;
@@ -1013,9 +1096,6 @@ static qm_result qm__gguf_parse(qm_gguf *g, qm_error *err) {
             return qm__err(err, QM_ERR_FORMAT, "%s: tensor #%llu: name '%s' has %llu bytes; expected 1..%u",
                            g->path, QM__CAST(unsigned long long, i), name,
                            QM__CAST(unsigned long long, t->name.len), QM__GGUF_MAX_NAME - 1);
-        for (j = 0; j < i; j++)
-            if (g->tensors[j].name.len == t->name.len && memcmp(g->tensors[j].name.ptr, t->name.ptr, (size_t)t->name.len) == 0)
-                return qm__err(err, QM_ERR_FORMAT, "%s: duplicate tensor name '%s'", g->path, name);
         if ((r = qm__cur_u32(&c, &nd, name))) return r;
         if (nd < 1 || nd > 4)
             return qm__err(err, QM_ERR_FORMAT, "%s: tensor '%s': %u dimensions; expected 1..4", g->path, name, nd);
@@ -1048,6 +1128,7 @@ static qm_result qm__gguf_parse(qm_gguf *g, qm_error *err) {
             return qm__err(err, QM_ERR_FORMAT, "%s: tensor '%s': offset %llu is not a multiple of the alignment %u",
                            g->path, name, QM__CAST(unsigned long long, t->offset), g->alignment);
     }
+    if ((r = qm__gguf_check_dups(g, 1, err))) return r;
     /* the data section starts at the next aligned offset */
     g->data_offset = c.off + (g->alignment - c.off % g->alignment) % g->alignment;
     if (n_tensors > 0 && g->data_offset > g->size)
@@ -1139,6 +1220,11 @@ QMDEF qm_result qm_gguf_open(const char *path, const qm_gguf_params *params, qm_
         }
         size = QM__CAST(uint64_t, ftell(f));
         fseek(f, 0, SEEK_SET);
+        if (params && params->max_alloc_bytes && size > params->max_alloc_bytes) {
+            fclose(f); qm_gguf_close(g);
+            return qm__err(err, QM_ERR_OOM, "%s: reading the file (%llu bytes) into memory exceeds the cap of %llu bytes", path,
+                           QM__CAST(unsigned long long, size), QM__CAST(unsigned long long, params->max_alloc_bytes));
+        }
         if (size > (uint64_t)(size_t)-1) { fclose(f); qm_gguf_close(g); return qm__err(err, QM_ERR_OOM, "%s: too large to read into memory", path); }
         g->owned = QM_MALLOC(size ? (size_t)size : 1);
         if (!g->owned) { fclose(f); qm_gguf_close(g); return qm__err(err, QM_ERR_OOM, "%s: out of memory reading %llu bytes", path, QM__CAST(unsigned long long, size)); }
@@ -2746,13 +2832,14 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
 /* A pointer cast that C++ accepts between unrelated object types. */
 #define QM__PTR(T, p) QM__CAST(T, QM__CAST(const void *, (p)))
 
-/* Q8_0S: the activation format of Q4_1/Q5_1, a Q8_0 block plus the sum of its quants, which
-   carries the weight offset term m * sum(a) = m * d * sum. ggml uses Q8_1 there, whose
-   s = fp16(d * sum) rounds that term to 11 bits; the integer sum keeps it exact. */
+/* Q8_0S: the activation format of Q4_1/Q5_1, a Q8_0 block plus s = fp16(d * sum(qs)), which
+   carries the weight offset term m * sum(a). This is ggml's Q8_1 (d and s in fp16, s from the
+   unrounded d): an exact integer sum would be more precise, but the 11-bit rounding of s is
+   large enough (5e-4 relative) to show as a gap to llama.cpp on every Q4_1/Q5_1 model. */
 #define QM__TYPE_Q8_0S (QM_TYPE_COUNT + 1) /* private id, not a ggml type */
 typedef struct qm__block_q8_0s {
     uint16_t d;  /* fp16, as Q8_0 */
-    int16_t sum; /* sum of qs */
+    uint16_t s;  /* fp16(d * sum of qs), d before its fp16 rounding */
     int8_t qs[32];
 } qm__block_q8_0s;
 QM__STATIC_ASSERT(q8_0s, sizeof(qm__block_q8_0s) == 36);
@@ -2834,7 +2921,7 @@ static QM__MAYBE_UNUSED void qm__quantize_row_q8_0s(const float *x, void *vy, in
             y[i].qs[j] = QM__CAST(int8_t, qm__low_i8(qm__ftoi(qm__roundf(x[j] * id))));
             sum += y[i].qs[j];
         }
-        y[i].sum = QM__CAST(int16_t, sum);
+        y[i].s = qm_fp32_to_fp16(d * QM__CAST(float, sum));
     }
 }
 #if defined(__clang__)
@@ -2937,7 +3024,7 @@ static float qm__dot_q4_1_q8_0s_scalar(int64_t n, const void *vw, const void *vx
         }
         const float da = qm_fp16_to_fp32(a[i].d);
         sumf += (qm_fp16_to_fp32(w[i].d) * da) * QM__CAST(float, sumi) +
-                qm_fp16_to_fp32(w[i].m) * (da * QM__CAST(float, a[i].sum));
+                qm_fp16_to_fp32(w[i].m) * qm_fp16_to_fp32(a[i].s);
     }
     return sumf;
 }
@@ -2979,7 +3066,7 @@ static float qm__dot_q5_1_q8_0s_scalar(int64_t n, const void *vw, const void *vx
         }
         const float da = qm_fp16_to_fp32(a[i].d);
         sumf += (qm_fp16_to_fp32(w[i].d) * da) * QM__CAST(float, sumi) +
-                qm_fp16_to_fp32(w[i].m) * (da * QM__CAST(float, a[i].sum));
+                qm_fp16_to_fp32(w[i].m) * qm_fp16_to_fp32(a[i].s);
     }
     return sumf;
 }
@@ -3508,7 +3595,7 @@ static float qm__dot_q4_1_q8_0s_avx2(int64_t n, const void *vw, const void *vx) 
         const float da = qm__h2f(a[i].d);
         const __m256i p = QM__USDOT(qm__nibbles32(w[i].qs), QM__LD256(a[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * da), _mm256_cvtepi32_ps(p), acc);
-        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+        summ += qm__h2f(w[i].m) * qm__h2f(a[i].s);
     }
     return qm__hsum_ps256(acc) + summ;
 }
@@ -3539,7 +3626,7 @@ static float qm__dot_q5_1_q8_0s_avx2(int64_t n, const void *vw, const void *vx) 
         const __m256i q = _mm256_or_si256(qm__nibbles32(w[i].qs), qm__bits32_x16(w[i].qh));
         const __m256i p = QM__USDOT(q, QM__LD256(a[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(qm__h2f(w[i].d) * da), _mm256_cvtepi32_ps(p), acc);
-        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+        summ += qm__h2f(w[i].m) * qm__h2f(a[i].s);
     }
     return qm__hsum_ps256(acc) + summ;
 }
@@ -3797,8 +3884,20 @@ static QM__INLINE __m256i qm__round_away(__m256 v) {
 }
 
 /* Q8_0 block: d = amax/127, q = roundf(x * (1/d)). Returns the 32 quants; *dh the fp16 d. */
-static QM__INLINE __m256i qm__q8_0_block_avx2(const float *x, uint16_t *dh) {
+/* Blocks whose largest magnitude is below 1e-36 go through the plain code: there 1/d (or
+   127/max) overflows to inf, and ggml's conversion of inf to int8 yields 0 where the saturating
+   SIMD packs would give -128. */
+#define QM__TINY_BLOCK 1e-36f
+
+static QM__INLINE __m256i qm__q8_0_block_avx2(const float *x, uint16_t *dh, float *df) {
     const float amax = qm__hmax_ps256(qm__absmax8(x, 4)), d = amax / 127.0f;
+    *df = d;
+    if (amax < QM__TINY_BLOCK) {
+        qm__block_q8_0 b;
+        qm__quantize_row_q8_0(x, &b, 32);
+        *dh = b.d;
+        return QM__LD256(b.qs);
+    }
     const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
     *dh = QM__CAST(uint16_t, _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(d), _MM_FROUND_TO_NEAREST_INT), 0));
     return qm__pack32_i8(qm__round_away(_mm256_mul_ps(_mm256_loadu_ps(x), id)),
@@ -3812,7 +3911,8 @@ static void qm__quantize_row_q8_0_avx2(const float *x, void *vy, int64_t n) {
     int64_t i, nb = n / 32;
     for (i = 0; i < nb; i++, x += 32) {
         uint16_t dh;
-        const __m256i q = qm__q8_0_block_avx2(x, &dh);
+        float d;
+        const __m256i q = qm__q8_0_block_avx2(x, &dh, &d);
         y[i].d = dh;
         _mm256_storeu_si256(QM__CAST(__m256i *, QM__CAST(void *, y[i].qs)), q);
     }
@@ -3832,9 +3932,10 @@ static void qm__quantize_row_q8_0s_avx2(const float *x, void *vy, int64_t n) {
     int64_t i, nb = n / 32;
     for (i = 0; i < nb; i++, x += 32) {
         uint16_t dh;
-        const __m256i q = qm__q8_0_block_avx2(x, &dh);
+        float d;
+        const __m256i q = qm__q8_0_block_avx2(x, &dh, &d);
         y[i].d = dh;
-        y[i].sum = QM__CAST(int16_t, qm__sum_i8x32(q));
+        y[i].s = qm_fp32_to_fp16(d * QM__CAST(float, qm__sum_i8x32(q)));
         _mm256_storeu_si256(QM__CAST(__m256i *, QM__CAST(void *, y[i].qs)), q);
     }
 }
@@ -3851,7 +3952,7 @@ static void qm__quantize_row_q8_K_avx2(const float *x, void *vy, int64_t n) {
         const float amax = qm__hmax_ps256(qm__absmax8(x, 32));
         float max = 0.0f, iscale;
         __m256 is;
-        if (amax == 0.0f) { /* all zero: the plain code writes the zero block */
+        if (amax < QM__TINY_BLOCK) { /* all zero or tiny: the plain code */
             qm__quantize_row_q8_K(x, &y[i], QM__QK_K);
             continue;
         }
@@ -4553,7 +4654,7 @@ static float qm__dot_q4_1_q8_0s_neon(int64_t n, const void *vw, const void *vx) 
         qm__nibbles_neon(w[i].qs, &lo, &hi);
         acc = vfmaq_n_f32(acc, vcvtq_f32_s32(qm__dot32_neon(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi), a[i].qs)),
                           qm__h2f(w[i].d) * da);
-        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+        summ += qm__h2f(w[i].m) * qm__h2f(a[i].s);
     }
     return vaddvq_f32(acc) + summ;
 }
@@ -4591,7 +4692,7 @@ static float qm__dot_q5_1_q8_0s_neon(int64_t n, const void *vw, const void *vx) 
                           vcvtq_f32_s32(qm__dot32_neon(vreinterpretq_s8_u8(vorrq_u8(lo, hl)), vreinterpretq_s8_u8(vorrq_u8(hi, hh)),
                                                        a[i].qs)),
                           qm__h2f(w[i].d) * da);
-        summ += qm__h2f(w[i].m) * (da * QM__CAST(float, a[i].sum));
+        summ += qm__h2f(w[i].m) * qm__h2f(a[i].s);
     }
     return vaddvq_f32(acc) + summ;
 }
@@ -4728,15 +4829,23 @@ static QM__INLINE int8x16_t qm__narrow16_neon(int32x4_t a, int32x4_t b, int32x4_
 }
 
 /* Q8_0 block; vcvtaq rounds half away from zero, as roundf */
-static QM__INLINE void qm__q8_0_block_neon(const float *x, uint16_t *dh, int8_t *qs) {
+static QM__INLINE float qm__q8_0_block_neon(const float *x, uint16_t *dh, int8_t *qs) {
     const float amax = qm__absmax_neon(x, 32), d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     int j;
+    if (amax < 1e-36f) { /* 1/d overflows: the plain code (ggml's inf -> int8 gives 0) */
+        qm__block_q8_0 b;
+        qm__quantize_row_q8_0(x, &b, 32);
+        *dh = b.d;
+        memcpy(qs, b.qs, 32);
+        return d;
+    }
     *dh = qm_fp32_to_fp16(d);
     for (j = 0; j < 32; j += 16)
         vst1q_s8(qs + j, qm__narrow16_neon(vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j), id)),
                                             vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 4), id)),
                                             vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 8), id)),
                                             vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 12), id))));
+    return d;
 }
 
 static void qm__quantize_row_q8_0_neon(const float *x, void *vy, int64_t n) {
@@ -4749,8 +4858,8 @@ static void qm__quantize_row_q8_0s_neon(const float *x, void *vy, int64_t n) {
     qm__block_q8_0s *y = QM__CAST(qm__block_q8_0s *, vy);
     int64_t i, nb = n / 32;
     for (i = 0; i < nb; i++, x += 32) {
-        qm__q8_0_block_neon(x, &y[i].d, y[i].qs);
-        y[i].sum = QM__CAST(int16_t, vaddlvq_s8(vld1q_s8(y[i].qs)) + vaddlvq_s8(vld1q_s8(y[i].qs + 16)));
+        const float d = qm__q8_0_block_neon(x, &y[i].d, y[i].qs);
+        y[i].s = qm_fp32_to_fp16(d * QM__CAST(float, vaddlvq_s8(vld1q_s8(y[i].qs)) + vaddlvq_s8(vld1q_s8(y[i].qs + 16))));
     }
 }
 
@@ -4763,7 +4872,7 @@ static void qm__quantize_row_q8_K_neon(const float *x, void *vy, int64_t n) {
     for (i = 0; i < nb; i++, x += QM__QK_K) {
         const float amax = qm__absmax_neon(x, QM__QK_K);
         float max = 0.0f, iscale;
-        if (amax == 0.0f) {
+        if (amax < 1e-36f) { /* all zero or tiny (127/max overflows): the plain code */
             qm__quantize_row_q8_K(x, &y[i], QM__QK_K);
             continue;
         }
@@ -5010,7 +5119,9 @@ static void qm__rmsnorm(float *y, const float *x, const float *w, int n, float e
     double ss = 0.0;
     float scale;
     int i;
-    for (i = 0; i < n; i++) ss += QM__CAST(double, x[i]) * x[i];
+    /* each square rounded to float, the sum in double: ggml's order, so that the same x gives
+       the same bits (the next matmul quantizes this row; one ulp can flip an int8) */
+    for (i = 0; i < n; i++) ss += QM__CAST(double, x[i] * x[i]);
     scale = 1.0f / qm__sqrtf(QM__CAST(float, ss / n) + eps);
     for (i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
 }
@@ -5033,6 +5144,20 @@ static float qm__dot_f32(const float *a, const float *b, int n) {
         for (j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
     for (; i < n; i++) s[0] += a[i] * b[i];
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* out[i] += w * v[i] over an f16 row (the attention's P.V on the f16 cache) */
+static void qm__axpy_f16(float *out, float w, const uint16_t *v, int n) {
+    int i = 0;
+#if defined(QM__X86)
+    const __m256 wv = _mm256_set1_ps(w);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, _mm256_cvtph_ps(QM__LD128(v + i)), _mm256_loadu_ps(out + i)));
+#elif defined(QM__NEON)
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(v + i))), w));
+#endif
+    for (; i < n; i++) out[i] += w * qm__h2f(v[i]);
 }
 
 /* ---- thread pool: one job at a time, every worker runs fn(arg, ith, nth) ---- */
@@ -5210,6 +5335,71 @@ static void qm__matmul(qm__pool *pool, void *qbuf, const qm__weight *w, int expe
     qm__matmul_q(pool, qbuf, w, expert, y, ldy, T);
 }
 
+/* Several products in one dispatch: the threads split the row blocks of all of them, so
+   that q/k/v, or the gate and up (then the down) of every selected expert, cost one wake-up
+   and one wait instead of one per matrix - for MoE decode that is 2 instead of 24 per layer,
+   and small matrices (8 tokens x 768 rows) keep every thread busy. */
+typedef struct qm__mm_item {
+    const qm__weight *w;
+    int expert;
+    const void *qx;        /* T activation rows, quantized for w's type, stride bytes apart */
+    size_t stride;
+    int T;
+    float *y;              /* row r of W goes to column r of T rows, ldy apart */
+    int64_t ldy;
+} qm__mm_item;
+
+typedef struct qm__mm_multi {
+    const qm__mm_item *items;
+    int n;
+    uint64_t total;        /* sum of the blocks' costs */
+} qm__mm_multi;
+
+#define QM__MM_BLOCK 16 /* rows per work unit: the kernels' row block */
+
+/* A unit's cost: bytes of weight it reads, times the work per byte (grows with the tokens). */
+static uint64_t qm__mm_cost(const qm__mm_item *it, int64_t rows) {
+    return QM__CAST(uint64_t, rows) * it->w->row_bytes * QM__CAST(uint64_t, it->T + 3);
+}
+
+static void qm__mm_multi_task(void *arg, int ith, int nth) {
+    const qm__mm_multi *mm = QM__CAST(const qm__mm_multi *, arg);
+    /* A unit belongs to the thread whose share of the total cost holds the unit's midpoint, so
+       each thread's units are one contiguous run through the items. */
+    uint64_t share = mm->total / QM__CAST(uint64_t, nth), at = 0;
+    uint64_t lo = share * QM__CAST(uint64_t, ith), hi = ith == nth - 1 ? mm->total : share * QM__CAST(uint64_t, ith + 1);
+    int i;
+    for (i = 0; i < mm->n && at < hi; i++) {
+        const qm__mm_item *it = &mm->items[i];
+        const qm__weight *w = it->w;
+        int64_t r0, r1, run0 = -1, run1 = -1;
+        if (it->T <= 0) continue;
+        for (r0 = 0; r0 < w->ne1; r0 = r1) {
+            uint64_t cost, mid;
+            r1 = QM__MIN(r0 + QM__MM_BLOCK, w->ne1);
+            cost = qm__mm_cost(it, r1 - r0);
+            mid = at + cost / 2;
+            at += cost;
+            if (mid >= lo && mid < hi) {
+                if (run0 < 0) run0 = r0;
+                run1 = r1;
+            }
+        }
+        if (run0 >= 0)
+            qm__matmul_rows(w->type, w->ne0, w->data + QM__CAST(size_t, it->expert) * QM__CAST(size_t, w->ne1) * w->row_bytes,
+                            w->row_bytes, run0, run1, it->qx, it->stride, it->T, it->y, it->ldy);
+    }
+}
+
+static void qm__matmul_multi(qm__pool *pool, const qm__mm_item *items, int n) {
+    qm__mm_multi mm;
+    int i;
+    mm.items = items; mm.n = n; mm.total = 0;
+    for (i = 0; i < n; i++)
+        if (items[i].T > 0) mm.total += qm__mm_cost(&items[i], items[i].w->ne1);
+    if (mm.total) qm__pool_run(pool, qm__mm_multi_task, &mm);
+}
+
 /* ===================================================================================== */
 /*  4. model                                                                             */
 /* ===================================================================================== */
@@ -5238,6 +5428,11 @@ struct qm_model {
     void *log_user;
     int log_level;
     float rope_override;
+    /* CUDA expert dispatch (section 7), when qwenmoe_cuda.o is linked in and a GPU is there */
+    const qm_cuda_hooks *cuda;
+    void *cuda_moe;
+    int cuda_first_layer;     /* layers below this keep their experts on the CPU */
+    int cuda_warned;
 };
 
 static void qm__logmsg(const qm_model *m, int level, const char *fmt, ...) QM__PRINTF(3, 4);
@@ -5462,6 +5657,25 @@ static qm_result qm__model_init(qm_model *m, qm_error *err) {
     return QM_OK;
 }
 
+static void qm__cuda_setup(qm_model *m, const qm_model_params *params);
+
+/* What the model will hold in memory: every tensor's data (mmapped pages become resident as
+   the forward reads them) plus the reader's and the loader's own tables. */
+static qm_result qm__model_check_memory(qm_model *m, uint64_t cap, qm_error *err) {
+    uint64_t tensors = 0, tables = m->gguf->alloc_used, total;
+    int64_t i;
+    for (i = 0; i < m->gguf->n_tensors; i++)
+        if (!qm__add_u64(tensors, m->gguf->tensors[i].nbytes, &tensors)) tensors = (uint64_t)-1;
+    tables += (uint64_t)m->hp.n_layer * (uint64_t)(2 * m->hp.n_embd + 2 * m->hp.head_dim) * 4;
+    if (!qm__add_u64(tensors, tables, &total)) total = (uint64_t)-1;
+    if (total > cap)
+        return qm__err(err, QM_ERR_OOM, "%s: the model needs %llu MiB (tensor data %llu MiB, tables %llu MiB), more than the cap "
+                       "max_memory_bytes = %llu MiB", m->gguf->path, QM__CAST(unsigned long long, total >> 20),
+                       QM__CAST(unsigned long long, tensors >> 20), QM__CAST(unsigned long long, tables >> 20),
+                       QM__CAST(unsigned long long, cap >> 20));
+    return QM_OK;
+}
+
 static qm_result qm__model_load(qm_gguf *g, const qm_model_params *params, qm_model **out, qm_error *err) {
     qm_model *m = QM__ALLOC(qm_model, 1);
     qm_result r;
@@ -5476,6 +5690,11 @@ static qm_result qm__model_load(qm_gguf *g, const qm_model_params *params, qm_mo
         m->rope_override = params->rope_freq_base;
     }
     if ((r = qm__model_init(m, err)) != QM_OK) { qm_model_free(m); return r; }
+    if (params && params->max_memory_bytes && (r = qm__model_check_memory(m, params->max_memory_bytes, err)) != QM_OK) {
+        qm_model_free(m);
+        return r;
+    }
+    qm__cuda_setup(m, params);
     *out = m;
     return QM_OK;
 }
@@ -5488,6 +5707,7 @@ QMDEF qm_result qm_model_load(const char *path, const qm_model_params *params, q
     *out = NULL;
     memset(&gp, 0, sizeof(gp));
     gp.no_mmap = params ? params->no_mmap : 0;
+    gp.max_alloc_bytes = params ? params->max_memory_bytes : 0;
     if ((r = qm_gguf_open(path, &gp, &g, err))) return r;
     return qm__model_load(g, params, out, err);
 }
@@ -5498,13 +5718,24 @@ QMDEF qm_result qm_model_load_memory(const void *data, size_t size, const qm_mod
     qm_result r;
     if (!out) return qm__err(err, QM_ERR_INVALID_ARG, "qm_model_load_memory: out is NULL");
     *out = NULL;
-    if ((r = qm_gguf_open_memory(data, size, NULL, &g, err))) return r;
+    /* the weights are read in place with typed (f32, f16, block) loads: with GGUF's alignment
+       (a multiple of 8) they are aligned only when the buffer is */
+    if ((uintptr_t)data % 8 != 0) /* a C cast: C++ has no static_cast from a pointer */
+        return qm__err(err, QM_ERR_INVALID_ARG, "qm_model_load_memory: the buffer at %p is not 8-byte aligned "
+                       "(the tensor data is used in place)", data);
+    {
+        qm_gguf_params gp;
+        memset(&gp, 0, sizeof(gp));
+        gp.max_alloc_bytes = params ? params->max_memory_bytes : 0;
+        if ((r = qm_gguf_open_memory(data, size, &gp, &g, err))) return r;
+    }
     return qm__model_load(g, params, out, err);
 }
 
 QMDEF void qm_model_free(qm_model *m) {
     int il;
     if (!m) return;
+    if (m->cuda_moe && m->cuda->moe_free) m->cuda->moe_free(m->cuda_moe);
     if (m->layers)
         for (il = 0; il < m->hp.n_layer; il++) {
             QM_FREE(m->layers[il].attn_norm);
@@ -5523,6 +5754,7 @@ QMDEF const qm_hparams *qm_model_hparams(const qm_model *m) { return &m->hp; }
 QMDEF const qm_tokenizer *qm_model_tokenizer(const qm_model *m) { return m->tok; }
 QMDEF const qm_gguf *qm_model_gguf(const qm_model *m) { return m->gguf; }
 QMDEF qm_chat_family qm_model_chat_family(const qm_model *m) { return m->chat; }
+QMDEF const char *qm_model_backend(const qm_model *m) { return m && m->cuda_moe ? "cuda" : "cpu"; }
 
 /* ---- context: KV cache, scratch buffers, threads ---- */
 
@@ -5537,8 +5769,11 @@ struct qm_context {
     float *x, *xn, *q, *k, *v, *att, *o, *moe, *router, *ff_gate, *ff_up, *ff_down;
     int32_t *sel;            /* [n_batch][n_expert_used] */
     float *sel_w;
-    int32_t *exp_tokens;     /* tokens routed to one expert, and their slot */
-    float *exp_x;            /* gathered inputs for one expert [n_batch][n_embd] */
+    int32_t *exp_tokens;     /* [n_batch * k] (token, slot) pairs, grouped by expert */
+    void *exp_q;             /* [n_batch * k] quantized expert input rows, in pair order */
+    size_t exp_q_stride;     /* bytes per row of exp_q */
+    qm__mm_item *mm_items;   /* [2 * n_expert + 3] products of one dispatch */
+    int32_t *exp_first;      /* [n_expert + 1] first pair of each used expert */
     float *scores;           /* [n_threads][n_ctx] */
     void *qact;              /* [n_batch] activation rows quantized for a matmul */
     float *logits;           /* [n_batch or 1][n_vocab] */
@@ -5558,7 +5793,8 @@ static void *qm__calloc_f(size_t n, size_t sz, int *ok) {
 QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, qm_context **out, qm_error *err) {
     qm_context *c;
     const qm_hparams *hp;
-    int ok = 1, nt, i, p, maxrow, nb, kvd;
+    int ok = 1, nt, i, p, maxrow, nb, kvd, K1, ffrow, ffw;
+    size_t qact_row;
     uint64_t kv_bytes, elt;
     if (!m || !out) return qm__err(err, QM_ERR_INVALID_ARG, "qm_context_create: model or out is NULL");
     *out = NULL;
@@ -5590,17 +5826,51 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
     if (nt > 256) nt = 256;
     kvd = hp->n_head_kv * hp->head_dim;
     elt = c->p.kv_type == QM_KV_F32 ? 4 : 2;
-    if (!qm__mul_u64(QM__CAST(uint64_t, hp->n_layer) * QM__CAST(uint64_t, c->n_ctx), QM__CAST(uint64_t, kvd) * elt, &kv_bytes) ||
-        kv_bytes > (uint64_t)(size_t)-1 / 2) {
-        int want = c->n_ctx;
-        QM_FREE(c);
-        return qm__err(err, QM_ERR_OOM, "a KV cache of %d tokens overflows the address space", want);
+    /* the FFN width the forward uses: n_ff for dense models, n_ff_exp for MoE (whose
+       feed_forward_length is checked against no tensor, so it must not size anything) */
+    ffw = hp->n_expert ? hp->n_ff_exp : hp->n_ff;
+    maxrow = QM__MAX(QM__MAX(hp->n_embd, hp->head_dim * hp->n_head), ffw);
+    K1 = QM__MAX(hp->n_expert_used, 1);
+    ffrow = hp->n_expert ? K1 * hp->n_ff_exp : hp->n_ff;
+    /* an expert input row (n_embd or n_ff_exp values) in any activation format: <= 4 bytes each */
+    c->exp_q_stride = (size_t)4 * (size_t)QM__MAX(hp->n_embd, hp->n_expert ? hp->n_ff_exp : 0) + 64;
+    /* qact: one matmul input row (<= 4 bytes per value in any format, plus a block's slack),
+       or q/k/v's input in up to three formats */
+    qact_row = QM__MAX((size_t)4 * (size_t)maxrow + 64, 3 * ((size_t)4 * (size_t)hp->n_embd + 64));
+    /* Every size below is computed in checked 64-bit arithmetic first, so that hostile
+       hyperparameters give an error here and never a wrapped allocation. */
+    {
+        uint64_t per_tok = 0, t1, total = 0, fixed = 0;
+        int okc = qm__mul_u64(QM__CAST(uint64_t, hp->n_layer) * QM__CAST(uint64_t, c->n_ctx), QM__CAST(uint64_t, kvd) * elt, &kv_bytes);
+        /* per batch row: x xn q k v att o moe router sel sel_w, qact, and for the k experts of
+           each token ff_gate ff_up ff_down exp_tokens exp_q */
+        per_tok = 4 * (5 * (uint64_t)hp->n_embd + 2 * (uint64_t)hp->n_head * hp->head_dim + 2 * (uint64_t)kvd +
+                       (uint64_t)QM__MAX(hp->n_expert, 1) + 2 * (uint64_t)ffrow + (uint64_t)K1 * hp->n_embd +
+                       2 * (uint64_t)K1 + 2 * (uint64_t)K1) + (uint64_t)qact_row + (uint64_t)K1 * c->exp_q_stride;
+        okc = okc && qm__mul_u64(per_tok, QM__CAST(uint64_t, nb), &t1) && qm__add_u64(total, t1, &total);
+        okc = okc && qm__mul_u64(kv_bytes, 2, &t1) && qm__add_u64(total, t1, &total);
+        fixed = 4 * ((uint64_t)c->n_ctx * (uint64_t)hp->head_dim + (uint64_t)nt * (uint64_t)c->n_ctx);
+        okc = okc && qm__add_u64(total, fixed, &total);
+        okc = okc && qm__mul_u64(4 * (uint64_t)hp->n_vocab, QM__CAST(uint64_t, c->p.all_logits ? nb : 1), &t1) &&
+              qm__add_u64(total, t1, &total);
+        if (!okc || total > (uint64_t)(size_t)-1 / 2) {
+            int want = c->n_ctx;
+            QM_FREE(c);
+            return qm__err(err, QM_ERR_OOM, "a context of %d tokens (batch %d) overflows the address space", want, nb);
+        }
+        if (c->p.max_memory_bytes && total > c->p.max_memory_bytes) {
+            int want = c->n_ctx;
+            uint64_t cap = c->p.max_memory_bytes;
+            QM_FREE(c);
+            return qm__err(err, QM_ERR_OOM, "a context of %d tokens (batch %d) needs %llu MiB (KV cache %llu MiB), more than the cap "
+                           "max_memory_bytes = %llu MiB", want, nb, QM__CAST(unsigned long long, total >> 20),
+                           QM__CAST(unsigned long long, (2 * kv_bytes) >> 20), QM__CAST(unsigned long long, cap >> 20));
+        }
     }
     c->k_cache = qm__calloc_f((size_t)kv_bytes, 1, &ok);
     c->v_cache = qm__calloc_f((size_t)kv_bytes, 1, &ok);
     c->rope_cos = QM__CAST(float *, qm__calloc_f((size_t)c->n_ctx * (size_t)(hp->head_dim / 2), sizeof(float), &ok));
     c->rope_sin = QM__CAST(float *, qm__calloc_f((size_t)c->n_ctx * (size_t)(hp->head_dim / 2), sizeof(float), &ok));
-    maxrow = QM__MAX(QM__MAX(hp->n_embd, hp->head_dim * hp->n_head), QM__MAX(hp->n_ff, hp->n_ff_exp));
 #define QM__BUF(field, count, T) c->field = QM__CAST(T *, qm__calloc_f((size_t)(count), sizeof(T), &ok))
     QM__BUF(x, (size_t)nb * hp->n_embd, float);
     QM__BUF(xn, (size_t)nb * hp->n_embd, float);
@@ -5611,15 +5881,17 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
     QM__BUF(o, (size_t)nb * hp->n_embd, float);
     QM__BUF(moe, (size_t)nb * hp->n_embd, float);
     QM__BUF(router, (size_t)nb * QM__MAX(hp->n_expert, 1), float);
-    QM__BUF(ff_gate, (size_t)nb * QM__MAX(hp->n_ff, hp->n_ff_exp), float);
-    QM__BUF(ff_up, (size_t)nb * QM__MAX(hp->n_ff, hp->n_ff_exp), float);
-    QM__BUF(ff_down, (size_t)nb * hp->n_embd, float);
+    QM__BUF(ff_gate, (size_t)nb * ffrow, float);
+    QM__BUF(ff_up, (size_t)nb * ffrow, float);
+    QM__BUF(ff_down, (size_t)nb * K1 * hp->n_embd, float);
     QM__BUF(sel, (size_t)nb * QM__MAX(hp->n_expert_used, 1), int32_t);
     QM__BUF(sel_w, (size_t)nb * QM__MAX(hp->n_expert_used, 1), float);
-    QM__BUF(exp_tokens, (size_t)nb * 2, int32_t);
-    QM__BUF(exp_x, (size_t)nb * hp->n_embd, float);
+    QM__BUF(exp_tokens, (size_t)nb * K1 * 2, int32_t);
+    c->exp_q = qm__calloc_f((size_t)nb * K1, c->exp_q_stride, &ok);
+    QM__BUF(mm_items, 2 * (size_t)hp->n_expert + 3, qm__mm_item);
+    QM__BUF(exp_first, (size_t)hp->n_expert + 1, int32_t);
     QM__BUF(scores, (size_t)nt * c->n_ctx, float);
-    c->qact = qm__calloc_f((size_t)nb * (size_t)maxrow * 5 + 4096, 1, &ok); /* <= 5 bytes per element in any format */
+    c->qact = qm__calloc_f((size_t)nb, qact_row, &ok);
     QM__BUF(logits, (size_t)(c->p.all_logits ? nb : 1) * hp->n_vocab, float);
 #undef QM__BUF
     if (!ok || !qm__pool_init(&c->pool, nt)) {
@@ -5652,7 +5924,8 @@ QMDEF void qm_context_free(qm_context *c) {
     QM_FREE(c->k_cache); QM_FREE(c->v_cache); QM_FREE(c->rope_cos); QM_FREE(c->rope_sin);
     QM_FREE(c->x); QM_FREE(c->xn); QM_FREE(c->q); QM_FREE(c->k); QM_FREE(c->v); QM_FREE(c->att);
     QM_FREE(c->o); QM_FREE(c->moe); QM_FREE(c->router); QM_FREE(c->ff_gate); QM_FREE(c->ff_up);
-    QM_FREE(c->ff_down); QM_FREE(c->sel); QM_FREE(c->sel_w); QM_FREE(c->exp_tokens); QM_FREE(c->exp_x);
+    QM_FREE(c->ff_down); QM_FREE(c->sel); QM_FREE(c->sel_w); QM_FREE(c->exp_tokens); QM_FREE(c->exp_q);
+    QM_FREE(c->mm_items); QM_FREE(c->exp_first);
     QM_FREE(c->scores); QM_FREE(c->qact); QM_FREE(c->logits);
     QM_FREE(c);
 }
@@ -5694,7 +5967,11 @@ typedef struct qm__attn_job {
     int layer, T;
 } qm__attn_job;
 
-/* Causal GQA attention for every (token, head) pair; q head h reads kv head h / n_gqa. */
+/* Causal GQA attention for every (token, head) pair; q head h reads kv head h / n_gqa.
+   With the f16 cache, q is rounded to f16 before Q.K and the softmax weights are rounded to
+   f16 before P.V: that is what ggml's attention does (its f16 matmuls convert the f32 operand
+   to f16 first), and on the chaotic synthetic models the difference would otherwise show as a
+   KLD gap to llama.cpp 20-100x larger than with it. The products stay exact in f32. */
 static void qm__attn_task(void *arg, int ith, int nth) {
     qm__attn_job *j = QM__CAST(qm__attn_job *, arg);
     qm_context *c = j->c;
@@ -5702,20 +5979,25 @@ static void qm__attn_task(void *arg, int ith, int nth) {
     int hd = hp->head_dim, kvd = hp->n_head_kv * hd, n_gqa = hp->n_head / hp->n_head_kv;
     int total = j->T * hp->n_head, idx, f16 = c->p.kv_type == QM_KV_F16;
     float *sc = c->scores + (size_t)ith * c->n_ctx;
+    float qr[4096]; /* head_dim <= 4096, checked at load */
     float scale = 1.0f / qm__sqrtf(QM__CAST(float, hd));
     size_t layer_off = (size_t)j->layer * c->n_ctx * kvd;
+    qm__vec_dot_fn dot_f16 = qm__vec_dot_for(QM_TYPE_F16);
     for (idx = ith; idx < total; idx += nth) {
         int t = idx / hp->n_head, h = idx % hp->n_head, kvh = h / n_gqa;
         int n_kv = c->pos + t + 1, p, i;
         const float *q = c->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
         float *out = c->att + (size_t)t * hp->n_head * hd + (size_t)h * hd;
         float mx = -3.4e38f, sum = 0.0f;
+        if (f16) {
+            for (i = 0; i < hd; i++) qr[i] = qm_fp16_to_fp32(qm_fp32_to_fp16(q[i]));
+            q = qr;
+        }
         for (p = 0; p < n_kv; p++) {
             size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * hd;
             float s = 0.0f;
             if (f16) {
-                const uint16_t *kr = QM__CAST(const uint16_t *, c->k_cache) + off;
-                for (i = 0; i < hd; i++) s += q[i] * qm_fp16_to_fp32(kr[i]);
+                s = dot_f16(hd, QM__CAST(const uint16_t *, c->k_cache) + off, q);
             } else {
                 s = qm__dot_f32(q, QM__CAST(const float *, c->k_cache) + off, hd);
             }
@@ -5729,8 +6011,8 @@ static void qm__attn_task(void *arg, int ith, int nth) {
             size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * hd;
             float wgt = sc[p] / sum;
             if (f16) {
-                const uint16_t *vr = QM__CAST(const uint16_t *, c->v_cache) + off;
-                for (i = 0; i < hd; i++) out[i] += wgt * qm_fp16_to_fp32(vr[i]);
+                wgt = qm_fp16_to_fp32(qm_fp32_to_fp16(wgt));
+                qm__axpy_f16(out, wgt, QM__CAST(const uint16_t *, c->v_cache) + off, hd);
             } else {
                 const float *vr = QM__CAST(const float *, c->v_cache) + off;
                 for (i = 0; i < hd; i++) out[i] += wgt * vr[i];
@@ -5764,38 +6046,73 @@ static void qm__route(qm_context *c, int T) {
     }
 }
 
-/* SwiGLU experts for T tokens: tokens are grouped by expert, so each expert's weights are
-   read once per batch however many tokens chose it. */
-static void qm__moe(qm_context *c, const qm__layer *L, int T) {
+static int qm__moe_cuda(qm_context *c, int il, int T);
+
+/* SwiGLU experts for T tokens. The (token, slot) pairs are grouped by expert, so each
+   expert's weights are read once per batch however many tokens chose it; then one dispatch
+   runs the gate and up products of every selected expert, and one more their down products
+   (the threads split expert x rows). */
+static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
     const qm_hparams *hp = &c->m->hp;
-    int K = hp->n_expert_used, ff = hp->n_ff_exp, E = hp->n_embd, e, t, k, i, n;
+    int K = hp->n_expert_used, ff = hp->n_ff_exp, E = hp->n_embd, e, t, k, i, n = 0, n_items = 0;
+    const size_t qs = c->exp_q_stride;
+    const size_t in_bytes = qm__act_row_bytes(L->gate_exps.type, E);
+    const int same_act = qm__act_type(L->up_exps.type) == qm__act_type(L->gate_exps.type);
+    uint8_t *xq = QM__CAST(uint8_t *, c->exp_q);
+    qm__mm_item *items = c->mm_items;
+    int32_t *first = c->exp_first;
+    if (c->m->cuda_moe && il >= c->m->cuda_first_layer && qm__moe_cuda(c, il, T)) return;
     memset(c->moe, 0, sizeof(float) * (size_t)T * E);
+    /* group the pairs by expert: pair p = (token, slot), first[j] = first pair of used expert j */
     for (e = 0; e < hp->n_expert; e++) {
-        n = 0;
+        const int start = n;
         for (t = 0; t < T; t++)
             for (k = 0; k < K; k++)
                 if (c->sel[t * K + k] == e) {
                     c->exp_tokens[2 * n] = t;
                     c->exp_tokens[2 * n + 1] = k;
-                    memcpy(c->exp_x + (size_t)n * E, c->xn + (size_t)t * E, sizeof(float) * E);
                     n++;
                 }
-        if (!n) continue;
-        qm__matmul(&c->pool, c->qact, &L->gate_exps, e, c->exp_x, E, c->ff_gate, ff, n);
-        if (qm__act_type(L->up_exps.type) == qm__act_type(L->gate_exps.type))
-            qm__matmul_q(&c->pool, c->qact, &L->up_exps, e, c->ff_up, ff, n);
-        else
-            qm__matmul(&c->pool, c->qact, &L->up_exps, e, c->exp_x, E, c->ff_up, ff, n);
-        for (i = 0; i < n * ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
-        qm__matmul(&c->pool, c->qact, &L->down_exps, e, c->ff_gate, ff, c->ff_down, E, n);
-        for (i = 0; i < n; i++) {
-            int tt = c->exp_tokens[2 * i], kk = c->exp_tokens[2 * i + 1];
-            float w = c->sel_w[tt * K + kk];
-            float *dst = c->moe + (size_t)tt * E;
-            const float *src = c->ff_down + (size_t)i * E;
-            int d;
-            for (d = 0; d < E; d++) dst[d] += w * src[d];
+        if (n > start) {
+            first[n_items / 2] = start;
+            items[n_items].w = &L->gate_exps; items[n_items].expert = e;
+            items[n_items].qx = xq + (size_t)start * qs; items[n_items].stride = qs; items[n_items].T = n - start;
+            items[n_items].y = c->ff_gate + (size_t)start * ff; items[n_items].ldy = ff;
+            items[n_items + 1] = items[n_items];
+            items[n_items + 1].w = &L->up_exps;
+            items[n_items + 1].y = c->ff_up + (size_t)start * ff;
+            n_items += 2;
         }
+    }
+    first[n_items / 2] = n;
+    /* the inputs: each token's row quantized once, then copied to its pairs */
+    qm__quantize_rows(&L->gate_exps, c->xn, E, c->qact, T);
+    for (i = 0; i < n; i++) memcpy(xq + (size_t)i * qs, QM__CAST(uint8_t *, c->qact) + (size_t)c->exp_tokens[2 * i] * in_bytes, in_bytes);
+    if (same_act) {
+        qm__matmul_multi(&c->pool, items, n_items);
+    } else {
+        /* rare: gate and up differ in activation format; run them one after the other */
+        for (i = 0; i < n_items; i += 2) qm__matmul_multi(&c->pool, &items[i], 1);
+        for (i = 0; i < n; i++)
+            qm__quantize_act(L->up_exps.type, c->xn + (size_t)c->exp_tokens[2 * i] * E, xq + (size_t)i * qs, E);
+        for (i = 1; i < n_items; i += 2) qm__matmul_multi(&c->pool, &items[i], 1);
+    }
+    /* SwiGLU, then the down inputs */
+    for (i = 0; i < n * ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
+    for (i = 0; i < n; i++) qm__quantize_act(L->down_exps.type, c->ff_gate + (size_t)i * ff, xq + (size_t)i * qs, ff);
+    for (i = 0; i < n_items / 2; i++) {
+        qm__mm_item *it = &items[i];
+        it->w = &L->down_exps; it->expert = items[2 * i].expert;
+        it->qx = xq + (size_t)first[i] * qs; it->stride = qs; it->T = first[i + 1] - first[i];
+        it->y = c->ff_down + (size_t)first[i] * E; it->ldy = E;
+    }
+    qm__matmul_multi(&c->pool, items, n_items / 2);
+    /* the weighted sum, in pair order (experts ascending) */
+    for (i = 0; i < n; i++) {
+        int tt = c->exp_tokens[2 * i], kk = c->exp_tokens[2 * i + 1], d;
+        float w = c->sel_w[tt * K + kk], *dst = c->moe + (size_t)tt * E;
+        const float *src = c->ff_down + (size_t)i * E;
+        for (d = 0; d < E; d++) dst[d] += w * src[d];
     }
 }
 
@@ -5806,6 +6123,36 @@ static void qm__ffn_dense(qm_context *c, const qm__layer *L, int T) {
     qm__matmul(&c->pool, c->qact, &L->ffn_up, 0, c->xn, hp->n_embd, c->ff_up, hp->n_ff, T);
     for (i = 0; i < T * hp->n_ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
     qm__matmul(&c->pool, c->qact, &L->ffn_down, 0, c->ff_gate, hp->n_ff, c->moe, hp->n_embd, T);
+}
+
+/* q, k and v read the same input: quantize it once (per activation format, when the file
+   mixes types, e.g. Q4_K_M's Q6_K attn_v) and run the three products in one dispatch. */
+static void qm__qkv(qm_context *c, const qm__layer *L, int T) {
+    const qm_hparams *hp = &c->m->hp;
+    const qm__weight *ws[3];
+    float *ys[3];
+    int64_t lds[3];
+    qm__mm_item it[3];
+    uint8_t *q = QM__CAST(uint8_t *, c->qact);
+    size_t off = 0, offs[3];
+    int i, j;
+    ws[0] = &L->wq; ws[1] = &L->wk; ws[2] = &L->wv;
+    ys[0] = c->q; ys[1] = c->k; ys[2] = c->v;
+    lds[0] = (int64_t)hp->n_head * hp->head_dim; lds[1] = lds[2] = (int64_t)hp->n_head_kv * hp->head_dim;
+    for (i = 0; i < 3; i++) {
+        for (j = 0; j < i; j++)
+            if (qm__act_type(ws[j]->type) == qm__act_type(ws[i]->type)) break;
+        if (j < i) offs[i] = offs[j];
+        else {
+            offs[i] = off;
+            qm__quantize_rows(ws[i], c->xn, hp->n_embd, q + off, T);
+            off += qm__act_row_bytes(ws[i]->type, hp->n_embd) * (size_t)T;
+        }
+        it[i].w = ws[i]; it[i].expert = 0; it[i].qx = q + offs[i];
+        it[i].stride = qm__act_row_bytes(ws[i]->type, hp->n_embd); it[i].T = T;
+        it[i].y = ys[i]; it[i].ldy = lds[i];
+    }
+    qm__matmul_multi(&c->pool, it, 3);
 }
 
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1. */
@@ -5828,12 +6175,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         /* attention block */
         for (t = 0; t < T; t++) qm__rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
         qm__trace(c, il, "attn_norm", c->xn, T, E);
-        /* q, k and v read the same input: quantize it once per activation format */
-        qm__matmul(&c->pool, c->qact, &L->wq, 0, c->xn, E, c->q, qd, T);
-        if (qm__act_type(L->wk.type) != qm__act_type(L->wq.type)) qm__quantize_rows(&L->wk, c->xn, E, c->qact, T);
-        qm__matmul_q(&c->pool, c->qact, &L->wk, 0, c->k, kvd, T);
-        if (qm__act_type(L->wv.type) != qm__act_type(L->wk.type)) qm__quantize_rows(&L->wv, c->xn, E, c->qact, T);
-        qm__matmul_q(&c->pool, c->qact, &L->wv, 0, c->v, kvd, T);
+        qm__qkv(c, L, T);
         for (t = 0; t < T; t++) {
             int pos = c->pos + t;
             const float *cs = c->rope_cos + (size_t)pos * half, *sn = c->rope_sin + (size_t)pos * half;
@@ -5872,7 +6214,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
                 ev.experts = c->sel; ev.weights = c->sel_w;
                 c->p.trace(c->p.trace_user, &ev);
             }
-            qm__moe(c, L, T);
+            qm__moe(c, L, il, T);
         } else {
             qm__ffn_dense(c, L, T);
         }
@@ -8371,6 +8713,100 @@ const qm_cuda_hooks *qm_cuda_hook(void) { return NULL; }
 #ifdef __cplusplus
 }
 #endif
+
+static void qm__cuda_log(void *user, int level, const char *msg) {
+    qm__logmsg(QM__CAST(const qm_model *, user), level, "%s", msg);
+}
+
+/* At load: when the CUDA object is linked in, not disabled, and finds a device, hand it the
+   experts to upload. Any failure leaves the model on the CPU, with a warning that says why. */
+static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
+    const qm_cuda_hooks *h = qm_cuda_hook();
+    const qm_hparams *hp = &m->hp;
+    qm_cuda_moe_layer *ls;
+    qm_cuda_moe_desc d;
+    char why[256];
+    int il, first;
+    if (!h) return;
+    if (params && params->no_cuda) { qm__logmsg(m, QM_LOG_INFO, "CUDA disabled by no_cuda: running on the CPU"); return; }
+    why[0] = 0;
+    if (h->abi_version != QM_CUDA_ABI_VERSION || !h->probe || !h->moe_create || !h->moe_eval) {
+        qm__logmsg(m, QM_LOG_WARN, "the linked CUDA object has ABI %d, this header expects %d: running on the CPU",
+                   h->abi_version, QM_CUDA_ABI_VERSION);
+        return;
+    }
+    if (!h->probe(why, sizeof(why))) {
+        qm__logmsg(m, QM_LOG_WARN, "CUDA is linked in but unusable (%s): running on the CPU", why);
+        return;
+    }
+    if (!hp->n_expert) {
+        qm__logmsg(m, QM_LOG_INFO, "CUDA: %s has no experts (dense model): running on the CPU", why);
+        return;
+    }
+    first = params ? params->cuda_cpu_moe_layers : 0;
+    if (first < 0) first = 0;
+    if (first >= hp->n_layer) {
+        qm__logmsg(m, QM_LOG_INFO, "CUDA: all %d layers keep their experts on the CPU (cuda_cpu_moe_layers)", hp->n_layer);
+        return;
+    }
+    ls = QM__ALLOC(qm_cuda_moe_layer, hp->n_layer);
+    if (!ls) { qm__logmsg(m, QM_LOG_WARN, "CUDA: out of memory: running on the CPU"); return; }
+    memset(ls, 0, sizeof(*ls) * (size_t)hp->n_layer);
+    for (il = first; il < hp->n_layer; il++) {
+        const qm__weight *src[3];
+        qm_cuda_tensor *dst[3];
+        int j;
+        src[0] = &m->layers[il].gate_exps; src[1] = &m->layers[il].up_exps; src[2] = &m->layers[il].down_exps;
+        dst[0] = &ls[il].gate; dst[1] = &ls[il].up; dst[2] = &ls[il].down;
+        for (j = 0; j < 3; j++) {
+            dst[j]->type = src[j]->type;
+            dst[j]->cols = src[j]->ne0; dst[j]->rows = src[j]->ne1; dst[j]->n_expert = src[j]->ne2;
+            dst[j]->row_bytes = src[j]->row_bytes;
+            dst[j]->data = src[j]->data;
+        }
+    }
+    memset(&d, 0, sizeof(d));
+    d.n_layer = hp->n_layer; d.n_embd = hp->n_embd; d.n_ff_exp = hp->n_ff_exp;
+    d.n_expert = hp->n_expert; d.n_expert_used = hp->n_expert_used;
+    d.max_tokens = QM__CUDA_MAX_TOKENS;
+    d.layers = ls;
+    d.log = qm__cuda_log; d.log_user = m;
+    {
+        char dev[256];
+        memcpy(dev, why, sizeof(dev));
+        why[0] = 0;
+        m->cuda_moe = h->moe_create(&d, why, sizeof(why));
+        QM_FREE(ls);
+        if (!m->cuda_moe) {
+            qm__logmsg(m, QM_LOG_WARN, "CUDA: cannot upload the experts to %s (%s): running on the CPU", dev, why);
+            return;
+        }
+        m->cuda = h;
+        m->cuda_first_layer = first;
+        qm__logmsg(m, QM_LOG_INFO, "CUDA: experts of layers %d..%d on %s", first, hp->n_layer - 1, dev);
+    }
+}
+
+/* The routed experts of layer il on the GPU, in chunks of at most QM__CUDA_MAX_TOKENS tokens.
+   Returns 0 when the GPU refused, after a warning (once per model); the caller then runs the
+   CPU path for this layer, so a failing GPU never yields garbage. */
+static int qm__moe_cuda(qm_context *c, int il, int T) {
+    qm_model *m = c->m;
+    const qm_hparams *hp = &m->hp;
+    int done, K = hp->n_expert_used, E = hp->n_embd;
+    char why[256];
+    for (done = 0; done < T; done += QM__CUDA_MAX_TOKENS) {
+        int n = QM__MIN(QM__CUDA_MAX_TOKENS, T - done);
+        why[0] = 0;
+        if (m->cuda->moe_eval(m->cuda_moe, il, n, c->xn + (size_t)done * E, c->sel + (size_t)done * K,
+                              c->sel_w + (size_t)done * K, c->moe + (size_t)done * E, why, sizeof(why)) != 0) {
+            if (!m->cuda_warned) qm__logmsg(m, QM_LOG_WARN, "CUDA expert dispatch failed at layer %d (%s): computing it on the CPU", il, why);
+            m->cuda_warned = 1;
+            return 0;
+        }
+    }
+    return 1;
+}
 
 QMDEF const char *qm_backend_name(char *desc, size_t cap) {
     const qm_cuda_hooks *h = qm_cuda_hook();

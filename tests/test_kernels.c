@@ -89,7 +89,7 @@ static void make_weights(float *w, int64_t n, int kind) {
 }
 
 /* The activation row as the kernels see it, from the format definition:
-   Q8_0 = {fp16 d, int8 q[32]}; Q8_0S = {fp16 d, int16 sum, int8 q[32]};
+   Q8_0 = {fp16 d, int8 q[32]}; Q8_0S = {fp16 d, fp16 s, int8 q[32]};
    Q8_K = {f32 d, int8 q[256], int16 bsums[16]}; value d*q. Also the largest error of each
    element's block: err[i] bounds |x_i - value_i|. */
 static void dequant_act(int atype, const uint8_t *qa, int64_t n, const float *x, double *out, double *err) {
@@ -190,6 +190,23 @@ static void check_case(int type, int64_t n, int wkind, int akind, stats *st) {
         mag_x += dabs((double)wd[i] * (double)x[i]);
         qbound += dabs((double)wd[i]) * aerr[i];
     }
+    if (atype == QM__TYPE_Q8_0S) {
+        /* Q4_1/Q5_1 carry an offset m per block (bytes 2-3 of both formats), which the kernels
+           multiply by the activation's s = fp16(d * sum q) rather than by d * sum q exactly. */
+        const size_t wblk = type == QM_TYPE_Q4_1 ? 20 : 24;
+        int64_t b;
+        for (b = 0; b < n / 32; b++) {
+            const uint8_t *wb = (const uint8_t *)wq.p + b * wblk, *ab = (const uint8_t *)qa.p + b * 36;
+            const double m = qm_fp16_to_fp32((uint16_t)(wb[2] | (wb[3] << 8)));
+            const double d = qm_fp16_to_fp32((uint16_t)(ab[0] | (ab[1] << 8)));
+            const double sv = qm_fp16_to_fp32((uint16_t)(ab[2] | (ab[3] << 8)));
+            int j, sq = 0;
+            for (j = 0; j < 32; j++) sq += (int8_t)ab[4 + j];
+            ref_q += m * (sv - d * sq);
+            mag_q += dabs(m * sv);
+            qbound += dabs(m * sv) * (1.0 / 1024);
+        }
+    }
     scal = qm__vec_dot_scalar(type, n, wq.p, qa.p);
     simd = qm__vec_dot(type, n, wq.p, qa.p);
     { /* every compiled variant (e.g. the AVX2 kernels in an AVX-512 build) against the plain one */
@@ -269,7 +286,8 @@ static void test_formats(void) {
     CHECK(qm__act_row_bytes(QM_TYPE_Q4_K, 100) == 0, "partial Q8_K block accepted");
     CHECK(qm__act_row_bytes(QM_TYPE_IQ1_S, 256) == 0, "unsupported type has a row size");
 
-    { /* Q8_0S: d and q as Q8_0's, then the int16 sum of q (bytes 2-3, little-endian) */
+    { /* Q8_0S: d and q as Q8_0's, then s = fp16(d * sum q) (bytes 2-3), with d the unrounded
+         scale amax/127, as ggml's Q8_1 */
         float x[64];
         uint8_t a1[72], a0[68];
         int j, b, sum;
@@ -277,11 +295,16 @@ static void test_formats(void) {
         qm__quantize_row_q8_0s(x, a1, 64);
         qm__quantize_row_q8_0(x, a0, 64);
         for (b = 0; b < 2; b++) {
+            float amax = 0.0f;
             sum = 0;
-            for (j = 0; j < 32; j++) sum += (int8_t)a1[36 * b + 4 + j];
+            for (j = 0; j < 32; j++) {
+                sum += (int8_t)a1[36 * b + 4 + j];
+                if ((float)dabs(x[32 * b + j]) > amax) amax = (float)dabs(x[32 * b + j]);
+            }
             CHECK(memcmp(a1 + 36 * b, a0 + 34 * b, 2) == 0 && memcmp(a1 + 36 * b + 4, a0 + 34 * b + 2, 32) == 0,
                   "q8_0s block %d differs from q8_0 in d or q", b);
-            CHECK((int16_t)(a1[36 * b + 2] | (a1[36 * b + 3] << 8)) == sum, "q8_0s block %d: sum", b);
+            CHECK((uint16_t)(a1[36 * b + 2] | (a1[36 * b + 3] << 8)) == qm_fp32_to_fp16(amax / 127.0f * (float)sum),
+                  "q8_0s block %d: s = fp16(d * sum)", b);
             CHECK(sum != 0, "q8_0s block %d: test data should have a non-zero sum", b);
         }
     }

@@ -68,8 +68,12 @@ static void matvec_ref_t(double *y, const float *W, const double *xin, int rows,
 static const qm_gguf *ref_g;
 static int type_of(const char *name) { const qm_gguf_tensor *t = qm_gguf_find_tensor(ref_g, name); return t ? t->type : 0; }
 
-/* logits of the last token after feeding toks[0..n) */
-static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t *toks, int n) {
+/* f16 rounding, for the f16-cache variant of the reference */
+static double r16(double x) { return qm_fp16_to_fp32(qm_fp32_to_fp16((float)x)); }
+
+/* logits of the last token after feeding toks[0..n). With f16kv, K and V are stored in f16,
+   q is rounded to f16 before Q.K and the softmax weights before P.V, as ggml does. */
+static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t *toks, int n, int f16kv) {
     int E = hp->n_embd, hd = hp->head_dim, H = hp->n_head, KV = hp->n_head_kv, L = hp->n_layer;
     int qd = H * hd, kvd = KV * hd, t, l, h, i, p;
     double *x = (double *)calloc((size_t)n * E, sizeof(double));
@@ -108,6 +112,10 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
                     v[i + hd / 2] = a * sin(th) + b * cos(th);
                 }
             }
+            if (f16kv) {
+                for (i = 0; i < kvd; i++) { kt[i] = r16(kt[i]); vt[i] = r16(vt[i]); }
+                for (i = 0; i < qd; i++) q[i] = r16(q[i]);
+            }
             for (h = 0; h < H; h++) {
                 int kh = h / (H / KV);
                 double mx = -1e300, sum = 0;
@@ -120,7 +128,8 @@ static double *forward_ref(const qm_gguf *g, const qm_hparams *hp, const int32_t
                 for (p = 0; p <= t; p++) { sc[p] = exp(sc[p] - mx); sum += sc[p]; }
                 for (i = 0; i < hd; i++) {
                     double s = 0;
-                    for (p = 0; p <= t; p++) s += sc[p] / sum * V[((size_t)l * n + p) * kvd + kh * hd + i];
+                    for (p = 0; p <= t; p++)
+                        s += (f16kv ? r16(sc[p] / sum) : sc[p] / sum) * V[((size_t)l * n + p) * kvd + kh * hd + i];
                     att[h * hd + i] = s;
                 }
             }
@@ -203,9 +212,9 @@ static void test_against_reference(const char *file) {
     hp = qm_model_hparams(m);
     for (i = 0; i < n; i++) toks[i] = (int32_t)((i * 7919 + 13) % hp->n_vocab);
     {
-        double *ref_l = forward_ref(qm_model_gguf(m), hp, toks, n);
         int kv;
         for (kv = 0; kv < 2; kv++) {
+            double *ref_l = forward_ref(qm_model_gguf(m), hp, toks, n, kv == 1);
             qm_context *c = ctx_new(m, 64, 2, kv == 0 ? QM_KV_F32 : QM_KV_F16, 0, 0);
             const float *lg;
             double maxd = 0, scale = 0;
@@ -217,13 +226,13 @@ static void test_against_reference(const char *file) {
                 if (d > maxd) maxd = d;
                 if (fabs(ref_l[i]) > scale) scale = fabs(ref_l[i]);
             }
-            CHECK(maxd <= (kv == 0 ? 2e-4 : 2e-2) * (scale > 1 ? scale : 1), "%s kv=%s: max |logit - reference| = %g (max |logit| %g)",
+            CHECK(maxd <= (kv == 0 ? 2e-4 : 2e-3) * (scale > 1 ? scale : 1), "%s kv=%s: max |logit - reference| = %g (max |logit| %g)",
                   file, kv == 0 ? "f32" : "f16", maxd, scale);
             CHECK(argmax_f(lg, hp->n_vocab) == argmax_d(ref_l, hp->n_vocab), "%s: same top-1 as the reference", file);
             printf("# model: %s kv=%s max|diff| vs reference %.3g (logit scale %.3g)\n", file, kv == 0 ? "f32" : "f16", maxd, scale);
             qm_context_free(c);
+            free(ref_l);
         }
-        free(ref_l);
     }
     qm_model_free(m);
 }
@@ -412,6 +421,47 @@ static void test_dims(const char *file, const char *want_arch, int tied, int rop
     qm_model_free(m);
 }
 
+/* The memory caps: a model or a context over its cap is refused with a message that names
+   both numbers; under the cap it loads and runs. */
+static void test_memory_caps(void) {
+    qm_model_params mp = qm_model_params_default();
+    qm_model *m = NULL;
+    qm_context *c = NULL;
+    qm_context_params cp;
+    qm_error err;
+    qm_result r;
+    int32_t tok = 1;
+    FILE *f = fopen(mpath("tiny.gguf"), "rb");
+    long fsize = 0;
+    if (f) { fseek(f, 0, SEEK_END); fsize = ftell(f); fclose(f); }
+    CHECK(fsize > 0, "size of tiny.gguf");
+    mp.max_memory_bytes = (uint64_t)fsize / 2;
+    r = qm_model_load(mpath("tiny.gguf"), &mp, &m, &err);
+    CHECK(r == QM_ERR_OOM && m == NULL, "a model over max_memory_bytes is refused (got %d)", r);
+    CHECK(strstr(err.message, "max_memory_bytes") && strstr(err.message, "tiny.gguf"), "the message names the cap and the file: %s", err.message);
+    mp.no_mmap = 1;
+    r = qm_model_load(mpath("tiny.gguf"), &mp, &m, &err);
+    CHECK(r == QM_ERR_OOM && m == NULL && strstr(err.message, "cap"), "no_mmap: reading a file over the cap is refused: %s", err.message);
+    mp.no_mmap = 0;
+    mp.max_memory_bytes = (uint64_t)fsize * 2 + (64u << 20);
+    r = qm_model_load(mpath("tiny.gguf"), &mp, &m, &err);
+    CHECK(r == QM_OK && m, "a model under the cap loads: %s", r == QM_OK ? "" : err.message);
+    if (!m) return;
+    memset(&cp, 0, sizeof(cp));
+    cp.n_ctx = 256; cp.n_threads = 1; cp.max_memory_bytes = 4096;
+    r = qm_context_create(m, &cp, &c, &err);
+    CHECK(r == QM_ERR_OOM && c == NULL, "a context over its cap is refused (got %d)", r);
+    CHECK(strstr(err.message, "max_memory_bytes") && strstr(err.message, "256 tokens"), "the message names the size and the cap: %s", err.message);
+    cp.max_memory_bytes = 256u << 20;
+    r = qm_context_create(m, &cp, &c, &err);
+    CHECK(r == QM_OK && c, "a context under the cap is created: %s", r == QM_OK ? "" : err.message);
+    if (c) {
+        CHECK(qm_eval(c, &tok, 1, &err) == QM_OK, "eval under the cap: %s", err.message);
+        qm_context_free(c);
+    }
+    qm_model_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { CHECK(0, "usage: test_model MODEL_DIR"); return qmtest_summary("model"); }
     snprintf(model_dir, sizeof(model_dir), "%s", argv[1]);
@@ -422,6 +472,7 @@ int main(int argc, char **argv) {
     test_consistency("tiny.gguf");
     test_generate_and_errors();
     test_bad_models();
+    test_memory_caps();
     test_dims("tiny.gguf", "qwen3moe", 0, 0);
     test_dims("tiny-dense.gguf", "qwen3", 0, 0);
     test_dims("tiny-tied-norope.gguf", "qwen3moe", 1, 1);

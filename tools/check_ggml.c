@@ -310,21 +310,26 @@ static int64_t check_quant(void *lib, const type_case *tc, rng *r, int64_t *n_ro
     return bad;
 }
 
-/* Activation quantizers (private): Q8_0 and Q8_K against quantize_row_q8_*_ref. */
+/* Activation quantizers (private): Q8_0, Q8_K and our Q8_0S (the layout of ggml's Q8_1:
+   fp16 d, fp16 s = d * sum, 32 int8) against quantize_row_q8_*_ref. */
 static void check_activation(void *lib, rng *r) {
-    quant_fn ref0 = NULL, refK = NULL;
+    quant_fn ref0 = NULL, refK = NULL, ref1 = NULL;
+    static const char *const names[3] = {"q8_0", "q8_K", "q8_0s"};
+    static const char *const gnames[3] = {"q8_0", "q8_K", "q8_1"};
+    static const int wtype[3] = {QM_TYPE_Q8_0, QM_TYPE_Q4_K, QM_TYPE_Q4_1}; /* weights that use each */
     float *x = XALLOC(float, QROW);
     size_t rb0 = qm_type_row_bytes(QM_TYPE_Q8_0, QROW), rbK = qm_type_row_bytes(QM_TYPE_Q8_K, QROW);
-    uint8_t *qa = QM__CAST(uint8_t *, malloc(rbK)), *qb = QM__CAST(uint8_t *, malloc(rbK));
+    uint8_t *qa = QM__CAST(uint8_t *, malloc(rbK)), *qb = QM__CAST(uint8_t *, malloc(rbK)), *qc = QM__CAST(uint8_t *, malloc(rbK));
     int dist, row, pass;
     LOAD(lib, "quantize_row_q8_0_ref", ref0);
     LOAD(lib, "quantize_row_q8_K_ref", refK);
-    for (pass = 0; pass < 2; pass++) {
-        quant_fn ref = pass == 0 ? ref0 : refK;
-        size_t rb = pass == 0 ? rb0 : rbK;
+    LOAD(lib, "quantize_row_q8_1_ref", ref1);
+    for (pass = 0; pass < 3; pass++) {
+        quant_fn ref = pass == 0 ? ref0 : pass == 1 ? refK : ref1;
+        size_t rb = pass == 0 ? rb0 : pass == 1 ? rbK : (size_t)(QROW / 32) * 36;
         int64_t bad = 0, total = 0;
-        if (!x || !qa || !qb || !ref) {
-            printf("%-8s activation quantizer: %s\n", pass == 0 ? "q8_0" : "q8_K",
+        if (!x || !qa || !qb || !qc || !ref) {
+            printf("%-8s activation quantizer: %s\n", names[pass],
                    ref ? "out of memory" : "symbol missing");
             record(0);
             continue;
@@ -334,23 +339,24 @@ static void check_activation(void *lib, rng *r) {
                 fill_row(r, dist, x, QROW);
                 memset(qa, 0, rb); /* ggml leaves bsums of an all-zero Q8_K block untouched */
                 memset(qb, 0, rb);
+                memset(qc, 0, rb);
                 ref(x, qa, QROW);
-                if (pass == 0) qm__quantize_row_q8_0(x, qb, QROW);
-                else qm__quantize_row_q8_K(x, qb, QROW);
-                if (memcmp(qa, qb, rb) != 0) {
-                    if (bad == 0) printf("  %s activation: first mismatch in %s row %d\n",
-                                         pass == 0 ? "q8_0" : "q8_K", dist_names[dist], row);
+                /* both the compiled (SIMD) quantizer and the portable one */
+                qm__quantize_act(wtype[pass], x, qb, QROW);
+                qm__quantize_act_scalar(wtype[pass], x, qc, QROW);
+                if (memcmp(qa, qb, rb) != 0 || memcmp(qa, qc, rb) != 0) {
+                    if (bad == 0) printf("  %s activation: first mismatch in %s row %d\n", names[pass], dist_names[dist], row);
                     bad++;
                 }
                 total++;
             }
         }
-        printf("%-8s activation quantizer (qm__quantize_row_%s): %lld rows, %lld mismatches  %s\n",
-               pass == 0 ? "q8_0" : "q8_K", pass == 0 ? "q8_0" : "q8_K", QM__CAST(long long, total),
+        printf("%-8s activation quantizer (ours against quantize_row_%s_ref): %lld rows, %lld mismatches  %s\n",
+               names[pass], gnames[pass], QM__CAST(long long, total),
                QM__CAST(long long, bad), bad ? "FAIL" : "ok");
         record(bad == 0);
     }
-    free(x); free(qa); free(qb);
+    free(x); free(qa); free(qb); free(qc);
 }
 
 /* fp16/bf16 scalar conversions over every 16-bit input and many floats. */
