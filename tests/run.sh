@@ -36,6 +36,7 @@ run sampler   "$B/test_sampler"
 run model     "$B/test_model" "$M"
 run kernels   "$B/test_kernels"
 run kernels-nosimd "$B/test_kernels_nosimd"
+[ -z "${QM_TEST_ASAN:-}" ] && run bench bash tests/test_bench.sh "$B"
 # Parity with llama.cpp from the stored goldens (no node): the rows that meet the issue's
 # criteria today are enforced; QM_TEST_GOLDEN=1 checks every row (the quantized ones miss the
 # KLD criterion, see tests/golden/parity.txt).
