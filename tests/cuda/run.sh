@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make test-cuda: every CUDA test, with or without a GPU.
+#   1. the link recipes (tests/cuda/test_link.sh)
+#   2. the host test of qwenmoe_cuda.cu's decoders and data flow (BUILD/cuda/test_cuda_host)
+#   3. the -cuda programs against the CPU ones on tiny.gguf and tiny-q8.gguf: the same greedy
+#      output; without a GPU, the warning on stderr that says CUDA is unusable and why
+#   4. the GPU test's comparisons against the kernels emulated on the host (BUILD/cuda/test_cuda_emu)
+#   5. the GPU test (BUILD/cuda/test_cuda_gpu), which skips without a GPU
+# Ends with "# cuda: N passed, M failed"; exit status 1 when anything failed.
+#   usage: tests/cuda/run.sh [BUILD_DIR]
+set -u
+B=${1:-build}
+pass=0; fail=0
+tmp=$(mktemp -d /tmp/qm-cuda-run.XXXXXX); trap 'rm -rf "$tmp"' EXIT
+
+# adds the "# NAME: N passed, M failed" line of a test's output; no line counts as a failure
+tally() { # NAME OUTPUT_FILE STATUS
+    local line p f
+    line=$(grep -E "^# $1: [0-9]+ passed, [0-9]+ failed" "$2" | tail -n 1)
+    if [ -z "$line" ]; then
+        fail=$((fail + 1)); echo "FAIL cuda: $1 printed no summary (exit status $3):"; tail -n 20 "$2"; return
+    fi
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    pass=$((pass + p)); fail=$((fail + f))
+    if [ "$f" -eq 0 ] && [ "$3" -ne 0 ]; then fail=$((fail + 1)); echo "FAIL cuda: $1 exited with $3"; fi
+}
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL cuda: $*"; }
+
+# 1. link recipes
+bash tests/cuda/test_link.sh "$B" > "$tmp/link.out" 2>&1; st=$?
+grep -E "^(FAIL|#)" "$tmp/link.out"; tally cuda_link "$tmp/link.out" $st
+
+# 2. host test
+"$B/cuda/test_cuda_host" > "$tmp/host.out" 2>&1; st=$?
+grep -E "^(FAIL|#)" "$tmp/host.out"; tally cuda_host "$tmp/host.out" $st
+gpu=0
+grep -q "^# probe: GPU" "$tmp/host.out" && gpu=1
+
+# 3. the -cuda programs against the CPU programs
+for m in tiny tiny-q8; do
+    model="$B/models/$m.gguf"
+    for prompt in "Hello world" "The quick brown fox jumps over the lazy dog, again and again"; do
+        "$B/qwenmoe-generate" -m "$model" -p "$prompt" -n 32 --print-ids > "$tmp/cpu.out" 2> "$tmp/cpu.err"; s1=$?
+        "$B/qwenmoe-generate-cuda" -m "$model" -p "$prompt" -n 32 --print-ids > "$tmp/cuda.out" 2> "$tmp/cuda.err"; s2=$?
+        if [ $s1 -eq 0 ] && [ $s2 -eq 0 ] && [ -s "$tmp/cpu.out" ] && cmp -s "$tmp/cpu.out" "$tmp/cuda.out"; then ok
+        else bad "generate $m \"$prompt\": -cuda differs (status $s1/$s2): cpu [$(head -c 200 "$tmp/cpu.out")] cuda [$(head -c 200 "$tmp/cuda.out")]"; fi
+        if [ $gpu -eq 0 ]; then
+            if grep -q "warning: CUDA is linked in but unusable (.*CUDA.*): running on the CPU" "$tmp/cuda.err"; then ok
+            else bad "generate-cuda $m: no 'CUDA is linked in but unusable' warning on stderr: $(head -c 300 "$tmp/cuda.err")"; fi
+        else
+            if ! grep -Eq "unusable|failed|cannot upload" "$tmp/cuda.err"; then ok
+            else bad "generate-cuda $m on a GPU: $(head -c 300 "$tmp/cuda.err")"; fi
+        fi
+        if ! grep -q "CUDA" "$tmp/cpu.err"; then ok; else bad "the CPU build mentions CUDA: $(head -c 200 "$tmp/cpu.err")"; fi
+    done
+    printf 'Hi there\nTell me a story about a fox\n' | "$B/qwenmoe-chat" -m "$model" -n 24 > "$tmp/cpu.out" 2> "$tmp/cpu.err"; s1=$?
+    printf 'Hi there\nTell me a story about a fox\n' | "$B/qwenmoe-chat-cuda" -m "$model" -n 24 > "$tmp/cuda.out" 2> "$tmp/cuda.err"; s2=$?
+    if [ $s1 -eq 0 ] && [ $s2 -eq 0 ] && [ -s "$tmp/cpu.out" ] && cmp -s "$tmp/cpu.out" "$tmp/cuda.out"; then ok
+    else bad "chat $m: -cuda differs (status $s1/$s2)"; fi
+    if [ $gpu -eq 1 ] || grep -q "warning: CUDA is linked in but unusable" "$tmp/cuda.err"; then ok
+    else bad "chat-cuda $m: no warning on stderr: $(head -c 300 "$tmp/cuda.err")"; fi
+done
+echo "# cuda programs vs CPU programs: done (gpu=$gpu)"
+
+# 4. the GPU test's comparisons with the kernels emulated on the host (no GPU needed): every
+#    type's small model (written once into BUILD/cuda/models), CPU against the emulated dispatch
+mkdir -p "$B/cuda/models"
+nice -n 10 "$B/cuda/test_cuda_emu" --mkmodel "$B/qwenmoe-mkmodel" --dir "$B/cuda/models" > "$tmp/emu.out" 2>&1; st=$?
+grep -E "^(FAIL|#)" "$tmp/emu.out"; tally cuda_emu "$tmp/emu.out" $st
+
+# 5. the GPU test (skips without a GPU)
+"$B/cuda/test_cuda_gpu" --mkmodel "$B/qwenmoe-mkmodel" --dir "$B/cuda/models" > "$tmp/gpu.out" 2>&1; st=$?
+grep -E "^(FAIL|#|skip)" "$tmp/gpu.out"; tally cuda_gpu "$tmp/gpu.out" $st
+
+echo "# cuda: $pass passed, $fail failed"
+[ $fail -eq 0 ]
