@@ -6,6 +6,9 @@
 #   make parity     parity with llama.cpp (node-llama-cpp; needs npm ci)
 #   make demo       write a small synthetic model and generate from it
 #   make bench-vs-llama MODEL=FILE   speed against llama.cpp (node-llama-cpp), see mk/bench.mk
+#   make cuda / make test-cuda       the CUDA build and its tests (mk/cuda.mk; nvcc, no GPU needed)
+#   make test-server                 the OpenAI-compatible server's tests (mk/server.mk)
+#   make fuzz / make valgrind        fuzzers and leak checks (mk/fuzz.mk)
 CC      ?= cc
 ARCH    ?= -march=native
 CFLAGS  ?= -O2 -g

@@ -8630,27 +8630,32 @@ QMDEF qm_result qm_generate(qm_context *c, const int32_t *prompt, int n_prompt,
     st.prefill_seconds = t1 - t0;
 
     for (;;) {
-        char piece[256], text[256 + 8];
-        int plen;
-        size_t tlen, emit, hold;
+        char text[3 * 256 + 3]; /* qm_utf8_stream_push writes up to 3n + 3 bytes for n in */
+        static const unsigned char no_bytes[1] = {0};
+        const unsigned char *pb = no_bytes;
+        size_t pn = 0, off = 0, tlen, emit, hold;
         cur = qm_sampler_sample(smp, qm_logits(c, -1));
         if (!gp.ignore_eos && qm_token_is_eog(tok, cur)) { st.stop_reason = QM_STOP_EOG; break; }
         n_gen++;
-        /* the token's text */
-        plen = 0;
-        if (!(gp.skip_special && qm_token_type(tok, cur) == QM_TOKEN_CONTROL)) {
-            plen = qm_token_to_bytes(tok, cur, piece, (int)sizeof(piece));
-            if (plen < 0 || plen > (int)sizeof(piece)) plen = 0;
+        /* the token's bytes, however many (ids past the tokenizer's vocab have none), through
+           the UTF-8 stream 256 at a time */
+        if (cur >= 0 && cur < tok->n_vocab && !(gp.skip_special && qm_token_type(tok, cur) == QM_TOKEN_CONTROL)) {
+            pb = tok->bytes + tok->bytes_off[cur];
+            pn = tok->bytes_off[cur + 1] - tok->bytes_off[cur];
         }
-        tlen = qm_utf8_stream_push(&u8, piece, (size_t)plen, text);
-        if (pend_n + tlen > pend_cap) {
-            size_t nc = (pend_n + tlen) * 2;
-            char *np = QM__CAST(char *, QM_REALLOC(pend, nc));
-            if (!np) { r = qm__err(err, QM_ERR_OOM, "out of memory"); goto done; }
-            pend = np; pend_cap = nc;
-        }
-        memcpy(pend + pend_n, text, tlen);
-        pend_n += tlen;
+        do {
+            size_t chunk = QM__MIN(pn - off, 256);
+            tlen = qm_utf8_stream_push(&u8, QM__CAST(const char *, QM__CAST(const void *, pb + off)), chunk, text);
+            off += chunk;
+            if (pend_n + tlen > pend_cap) {
+                size_t nc = (pend_n + tlen) * 2;
+                char *np = QM__CAST(char *, QM_REALLOC(pend, nc));
+                if (!np) { r = qm__err(err, QM_ERR_OOM, "out of memory"); goto done; }
+                pend = np; pend_cap = nc;
+            }
+            memcpy(pend + pend_n, text, tlen);
+            pend_n += tlen;
+        } while (off < pn);
         /* a stop string completed? */
         emit = pend_n;
         hold = 0;
