@@ -8639,7 +8639,10 @@ QMDEF qm_result qm_generate(qm_context *c, const int32_t *prompt, int n_prompt,
         n_gen++;
         /* the token's bytes, however many (ids past the tokenizer's vocab have none), through
            the UTF-8 stream 256 at a time */
-        if (cur >= 0 && cur < tok->n_vocab && !(gp.skip_special && qm_token_type(tok, cur) == QM_TOKEN_CONTROL)) {
+        /* the same tokens as qm_detokenize: UNUSED ones ([PADn]) have no text, CONTROL ones none
+           with skip_special */
+        if (cur >= 0 && cur < tok->n_vocab && qm_token_type(tok, cur) != QM_TOKEN_UNUSED &&
+            !(gp.skip_special && qm_token_type(tok, cur) == QM_TOKEN_CONTROL)) {
             pb = tok->bytes + tok->bytes_off[cur];
             pn = tok->bytes_off[cur + 1] - tok->bytes_off[cur];
         }

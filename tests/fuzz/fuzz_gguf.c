@@ -347,8 +347,8 @@ static void try_generate(qm_context *c, const qm_model *m, uint8_t k0, uint8_t k
     FZ_CHECK(r == QM_OK);
     FZ_CHECK(st.n_generated <= gp.max_tokens);
     if (gs.overflow || gs.n_ids > 15) return;
-    for (j = 0; j < gs.n_ids; j++) /* ids with no text of their own in qm_detokenize */
-        if (gs.ids[j] >= qm_tokenizer_n_vocab(tok) || qm_token_type(tok, gs.ids[j]) == QM_TOKEN_UNUSED) plain = 0;
+    for (j = 0; j < gs.n_ids; j++) /* ids past the tokenizer's vocabulary: qm_detokenize refuses them */
+        if (gs.ids[j] >= qm_tokenizer_n_vocab(tok)) plain = 0;
     if (!plain) return;
     d = qm_detokenize(tok, gs.ids, gs.n_ids, dec, sizeof(dec), gp.skip_special ? QM_DETOK_SKIP_SPECIAL : 0);
     FZ_CHECK(d >= 0);
