@@ -558,19 +558,24 @@ QMS_FN void qms_py_str(qms_buf *b, const qms_json *v) {
     else qms_py_repr(b, v);
 }
 
-QMS_FN void qms_py_repr(qms_buf *b, const qms_json *v) {
+/* One walker for Python's two spellings of a value: repr (None/True, quoted by
+   qms_py_repr_str) and json.dumps (null/true, JSON strings); numbers print alike. */
+QMS_FN void qms_py_value(qms_buf *b, const qms_json *v, int json) {
     int i;
     switch (v->type) {
-    case QMS_JNULL: qms_buf_puts(b, "None"); break;
-    case QMS_JFALSE: qms_buf_puts(b, "False"); break;
-    case QMS_JTRUE: qms_buf_puts(b, "True"); break;
+    case QMS_JNULL: qms_buf_puts(b, json ? "null" : "None"); break;
+    case QMS_JFALSE: qms_buf_puts(b, json ? "false" : "False"); break;
+    case QMS_JTRUE: qms_buf_puts(b, json ? "true" : "True"); break;
     case QMS_JNUM: qms_py_number(b, v); break;
-    case QMS_JSTR: qms_py_repr_str(b, v->str, v->len); break;
+    case QMS_JSTR:
+        if (json) qms_buf_json_str(b, v->str, v->len);
+        else qms_py_repr_str(b, v->str, v->len);
+        break;
     case QMS_JARR:
         qms_buf_putc(b, '[');
         for (i = 0; i < v->n; i++) {
             if (i) qms_buf_puts(b, ", ");
-            qms_py_repr(b, &v->items[i]);
+            qms_py_value(b, &v->items[i], json);
         }
         qms_buf_putc(b, ']');
         break;
@@ -578,43 +583,19 @@ QMS_FN void qms_py_repr(qms_buf *b, const qms_json *v) {
         qms_buf_putc(b, '{');
         for (i = 0; i < v->n; i++) {
             if (i) qms_buf_puts(b, ", ");
-            qms_py_repr_str(b, v->keys[i], v->key_lens[i]);
+            if (json) qms_buf_json_str(b, v->keys[i], v->key_lens[i]);
+            else qms_py_repr_str(b, v->keys[i], v->key_lens[i]);
             qms_buf_puts(b, ": ");
-            qms_py_repr(b, &v->items[i]);
+            qms_py_value(b, &v->items[i], json);
         }
         qms_buf_putc(b, '}');
         break;
     }
 }
 
+QMS_FN void qms_py_repr(qms_buf *b, const qms_json *v) { qms_py_value(b, v, 0); }
+
 /* json.dumps(value, ensure_ascii=False): ", " and ": " separators, floats by repr. */
-QMS_FN void qms_py_json(qms_buf *b, const qms_json *v) {
-    int i;
-    switch (v->type) {
-    case QMS_JNULL: qms_buf_puts(b, "null"); break;
-    case QMS_JFALSE: qms_buf_puts(b, "false"); break;
-    case QMS_JTRUE: qms_buf_puts(b, "true"); break;
-    case QMS_JNUM: qms_py_number(b, v); break;
-    case QMS_JSTR: qms_buf_json_str(b, v->str, v->len); break;
-    case QMS_JARR:
-        qms_buf_putc(b, '[');
-        for (i = 0; i < v->n; i++) {
-            if (i) qms_buf_puts(b, ", ");
-            qms_py_json(b, &v->items[i]);
-        }
-        qms_buf_putc(b, ']');
-        break;
-    case QMS_JOBJ:
-        qms_buf_putc(b, '{');
-        for (i = 0; i < v->n; i++) {
-            if (i) qms_buf_puts(b, ", ");
-            qms_buf_json_str(b, v->keys[i], v->key_lens[i]);
-            qms_buf_puts(b, ": ");
-            qms_py_json(b, &v->items[i]);
-        }
-        qms_buf_putc(b, '}');
-        break;
-    }
-}
+QMS_FN void qms_py_json(qms_buf *b, const qms_json *v) { qms_py_value(b, v, 1); }
 
 #endif /* QWENMOE_SERVER_JSON_H */

@@ -17,7 +17,7 @@ ifneq ($(filter fuzz fuzz-build fuzz-regress $(B)/fuzz/%,$(MAKECMDGOALS)),)
 $(shell mkdir -p $(B)/fuzz; echo '$(FUZZ_INC)' | cmp -s - $(B)/fuzz/.fuzz_inc || echo '$(FUZZ_INC)' > $(B)/fuzz/.fuzz_inc)
 endif
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_INC)/qwenmoe.h $(B)/fuzz/.fuzz_inc | $(B)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_INC)/qwenmoe.h $(B)/fuzz/.fuzz_inc | $(B)
 	$(FUZZCC) $(FUZZ_CFLAGS) -I$(FUZZ_INC) $< -o $@ $(LDLIBS)
 
 $(B)/fuzz/.seeds: tests/fuzz/mkseeds.sh $(B)/qwenmoe-mkmodel $(wildcard tests/fuzz/seeds/*/*) tests/data/tokenizer_vectors.txt

@@ -17,19 +17,9 @@
 #define QM_LOG(level, msg) ((void)(level), (void)(msg))
 #include "qwenmoe.h"
 
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#define FZ_NAME "fuzz_chat"
+#include "fuzz.h"
 
-#define FZ_CHECK(cond)                                                                     \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz_chat: check failed at %s:%d: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 #define FZ_MAX_MSGS 200
 #define FZ_CANARY 0x5A

@@ -27,10 +27,8 @@
         string when one stopped it.
    Every allocation of the library goes through a counting QM_MALLOC (peak bytes in use).
    Build: see mk/fuzz.mk (clang -fsanitize=fuzzer,address,undefined). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#define FZ_NAME "fuzz_gguf"
+#include "fuzz.h"
 
 /* Counting allocator: a 16-byte header holds the size; fz_in_use / fz_peak in bytes. */
 static size_t fz_in_use, fz_peak;
@@ -74,14 +72,6 @@ static void *fz_realloc(void *q, size_t n) {
 #define FZ_MODEL_CAP_SMALL (16u << 10)
 #define FZ_CTX_CAP (64u << 20)
 
-#define FZ_CHECK(cond)                                                                     \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz_gguf: check failed at %s:%d: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
