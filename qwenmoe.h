@@ -162,7 +162,8 @@ typedef struct qm_gguf_params {
 /* Open a GGUF file (mmap, zero copy; or plain read when mmap is unavailable or no_mmap). */
 QMDEF qm_result qm_gguf_open(const char *path, const qm_gguf_params *params, qm_gguf **out,
                              qm_error *err);
-/* Parse a GGUF image in the caller's memory. The buffer must outlive the qm_gguf. */
+/* Parse a GGUF image in the caller's memory. The buffer must be 8-byte aligned (as malloc's
+   is) and outlive the qm_gguf. */
 QMDEF qm_result qm_gguf_open_memory(const void *data, size_t size, const qm_gguf_params *params,
                                     qm_gguf **out, qm_error *err);
 QMDEF void qm_gguf_close(qm_gguf *g);
@@ -1166,6 +1167,11 @@ QMDEF qm_result qm_gguf_open_memory(const void *data, size_t size, const qm_gguf
     if (!out) return qm__err(err, QM_ERR_INVALID_ARG, "qm_gguf_open_memory: out is NULL");
     *out = NULL;
     if (!data && size) return qm__err(err, QM_ERR_INVALID_ARG, "qm_gguf_open_memory: data is NULL");
+    /* tensor data is handed out in place and read with typed (f16, f32, block) loads; GGUF
+       aligns it to a multiple of 8 from the start of the file, so the buffer must be too */
+    if ((uintptr_t)data % 8 != 0) /* a C cast: C++ has no static_cast from a pointer */
+        return qm__err(err, QM_ERR_INVALID_ARG, "qm_gguf_open_memory: the buffer at %p is not 8-byte aligned "
+                       "(tensor data is used in place; copy the image into malloc'd memory)", data);
     if ((r = qm__gguf_new(params, "<memory>", &g, err))) return r;
     g->data = QM__CAST(const uint8_t *, data);
     g->size = size;
@@ -5660,9 +5666,12 @@ static qm_result qm__model_init(qm_model *m, qm_error *err) {
 static void qm__cuda_setup(qm_model *m, const qm_model_params *params);
 
 /* What the model will hold in memory: every tensor's data (mmapped pages become resident as
-   the forward reads them) plus the reader's and the loader's own tables. */
+   the forward reads them) plus the reader's, the tokenizer's and the loader's own tables. The
+   tokenizer's tables are allocated by now, but they are a bounded multiple of its arrays, which
+   the reader's cap (the same max_memory_bytes) has already bounded. */
+static uint64_t qm__tokenizer_mem_bytes(const qm_tokenizer *t); /* in section 5 */
 static qm_result qm__model_check_memory(qm_model *m, uint64_t cap, qm_error *err) {
-    uint64_t tensors = 0, tables = m->gguf->alloc_used, total;
+    uint64_t tensors = 0, tables = m->gguf->alloc_used + qm__tokenizer_mem_bytes(m->tok), total;
     int64_t i;
     for (i = 0; i < m->gguf->n_tensors; i++)
         if (!qm__add_u64(tensors, m->gguf->tensors[i].nbytes, &tensors)) tensors = (uint64_t)-1;
@@ -7370,6 +7379,7 @@ struct qm_tokenizer {
     int n_eog;
     uint64_t *comp;        /* primary composites: first << 42 | second << 21 | composite */
     size_t n_comp;
+    uint64_t mem_bytes;    /* what the tables above take (counted by the model's memory cap) */
 };
 
 static uint32_t qm__tok_hash_str(const char *p, size_t n) {
@@ -7412,6 +7422,8 @@ static uint32_t qm__byte_char(unsigned b) {
         if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || i >= 174)) n++;
     return 256 + n;
 }
+
+static uint64_t qm__tokenizer_mem_bytes(const qm_tokenizer *t) { return t ? t->mem_bytes : 0; }
 
 QMDEF void qm_tokenizer_free(qm_tokenizer *t) {
     if (!t) return;
@@ -7696,6 +7708,9 @@ QMDEF qm_result qm_tokenizer_load(const qm_gguf *g, qm_tokenizer **out, qm_error
         if (e >> 63) t->comp[t->n_comp++] = ((e & 0x3ffffffffffull) << 21) | ((e >> 42) & 0x1fffffu);
     }
     qsort(t->comp, t->n_comp, sizeof(uint64_t), qm__u64_cmp);
+    t->mem_bytes = sizeof(*t) + 2 * (total + 1) + 2 * sizeof(uint32_t) * (n_tok + 1) + n_tok +
+                   sizeof(int32_t) * (uint64_t)hsize + sizeof(qm__tok_pair) * (uint64_t)psize +
+                   sizeof(int32_t) * (n_special + 1) + sizeof(uint64_t) * (t->n_comp + 1);
 
     /* ids and the end-of-generation set */
     if ((r = qm__tok_opt_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err)) ||

@@ -237,6 +237,19 @@ static void test_model_file(const char *path) {
     np.no_mmap = 1;
     CHECK(qm_gguf_open(path, &np, &g2, &err) == QM_OK, "%s", err.message);
     CHECK(qm_gguf_open_memory(data, n, NULL, &g3, &err) == QM_OK, "%s", err.message);
+    { /* the same image at an odd address is refused: its tensor data would be misaligned */
+        unsigned char *odd = (unsigned char *)malloc(n + 8);
+        qm_gguf *t = NULL;
+        if (odd) {
+            int k;
+            for (k = 1; k < 8; k++) {
+                memcpy(odd + k, data, n);
+                CHECK(qm_gguf_open_memory(odd + k, n, NULL, &t, &err) == QM_ERR_INVALID_ARG && t == NULL &&
+                      strstr(err.message, "not 8-byte aligned"), "buffer at +%d: %s", k, err.message);
+            }
+            free(odd);
+        }
+    }
     if (!g || !g2 || !g3) { free(data); return; }
     CHECK(qm_gguf_is_mmapped(g) && !qm_gguf_is_mmapped(g2), "mmap vs read");
     CHECK(qm_gguf_n_tensors(g) == qm_gguf_n_tensors(g2) && qm_gguf_n_kv(g) == qm_gguf_n_kv(g3), "same tables");

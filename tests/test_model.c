@@ -411,6 +411,51 @@ static void test_bad_models(void) {
     expect_load_error("missing eps", "layer_norm_rms_epsilon", "layer_norm_rms_epsiloX", QM_ERR_FORMAT, "layer_norm_rms_epsilon' is missing");
 }
 
+/* Regression (fuzz bug 2): a MoE model's feed_forward_length is the dense width, unused by
+   its experts. The context once sized its FFN buffers by max(feed_forward_length,
+   expert_feed_forward_length), so a file declaring 2^20 made a 512-token context ask for 4 GiB.
+   Here tiny.gguf with feed_forward_length 2^20 must fit a 512-batch context in 64 MiB and give
+   bit-identical logits. */
+static void test_moe_ignores_dense_ff(void) {
+    static const char key[] = "qwen3moe.feed_forward_length";
+    size_t n, i, kl = sizeof(key) - 1;
+    unsigned char *p = slurp(mpath("tiny.gguf"), &n);
+    qm_model *m[2] = {NULL, NULL};
+    qm_context *c[2] = {NULL, NULL};
+    qm_context_params cp;
+    qm_error err;
+    int32_t toks[5] = {1, 7, 42, 3, 99};
+    int k, patched = 0;
+    if (!p) { CHECK(0, "read tiny.gguf"); return; }
+    /* key: u64 length, the bytes; then u32 type (4 = UINT32) and the value */
+    for (i = 8; i + kl + 12 <= n; i++)
+        if (memcmp(p + i, key, kl) == 0 && p[i - 8] == kl && p[i + kl] == 4) {
+            uint32_t v = 1u << 20;
+            memcpy(p + i + kl + 4, &v, 4);
+            patched = 1;
+            break;
+        }
+    CHECK(patched, "tiny.gguf has %s as a UINT32", key);
+    memset(&cp, 0, sizeof(cp));
+    cp.n_ctx = 64; cp.n_batch = 512; cp.n_threads = 2; cp.max_memory_bytes = 64u << 20;
+    for (k = 0; k < 2; k++) {
+        qm_result r = k ? qm_model_load_memory(p, n, NULL, &m[k], &err) : qm_model_load(mpath("tiny.gguf"), NULL, &m[k], &err);
+        CHECK(r == QM_OK, "load %s: %s", k ? "patched" : "tiny.gguf", r == QM_OK ? "" : err.message);
+        if (r != QM_OK) break;
+        r = qm_context_create(m[k], &cp, &c[k], &err);
+        CHECK(r == QM_OK, "%s: a 512-batch context fits in 64 MiB: %s", k ? "feed_forward_length 2^20" : "tiny.gguf",
+              r == QM_OK ? "" : err.message);
+        if (r != QM_OK) break;
+        r = qm_eval(c[k], toks, 5, &err);
+        CHECK(r == QM_OK, "eval: %s", r == QM_OK ? "" : err.message);
+    }
+    if (k == 2)
+        CHECK(memcmp(qm_logits(c[0], -1), qm_logits(c[1], -1), sizeof(float) * (size_t)qm_model_hparams(m[0])->n_vocab) == 0,
+              "feed_forward_length does not change a MoE model's logits");
+    for (k = 0; k < 2; k++) { qm_context_free(c[k]); qm_model_free(m[k]); }
+    free(p);
+}
+
 static void test_dims(const char *file, const char *want_arch, int tied, int rope_def) {
     qm_model *m = NULL;
     qm_error err;
@@ -460,6 +505,25 @@ static void test_memory_caps(void) {
         qm_context_free(c);
     }
     qm_model_free(m);
+    m = NULL;
+    /* the tokenizer's tables count: tiny-tok.gguf's tensors and reader tables fit in its file
+       size + 1 MiB, but with the real vocab's hash and merge tables (over 8 MiB) it does not */
+    f = fopen(mpath("tiny-tok.gguf"), "rb");
+    fsize = 0;
+    if (f) { fseek(f, 0, SEEK_END); fsize = ftell(f); fclose(f); }
+    CHECK(fsize > 0, "size of tiny-tok.gguf");
+    mp = qm_model_params_default();
+    mp.max_memory_bytes = (uint64_t)fsize + (1u << 20);
+    r = qm_model_load(mpath("tiny-tok.gguf"), &mp, &m, &err);
+    CHECK(r == QM_ERR_OOM && m == NULL, "tiny-tok.gguf at file size + 1 MiB is refused (got %d)", r);
+    {
+        const char *t = strstr(err.message, "tables ");
+        CHECK(t && atoi(t + 7) >= 8, "the tables figure counts the tokenizer: %s", err.message);
+    }
+    mp.max_memory_bytes = (uint64_t)fsize + (64u << 20);
+    r = qm_model_load(mpath("tiny-tok.gguf"), &mp, &m, &err);
+    CHECK(r == QM_OK && m, "tiny-tok.gguf at file size + 64 MiB loads: %s", r == QM_OK ? "" : err.message);
+    qm_model_free(m);
 }
 
 int main(int argc, char **argv) {
@@ -472,6 +536,7 @@ int main(int argc, char **argv) {
     test_consistency("tiny.gguf");
     test_generate_and_errors();
     test_bad_models();
+    test_moe_ignores_dense_ff();
     test_memory_caps();
     test_dims("tiny.gguf", "qwen3moe", 0, 0);
     test_dims("tiny-dense.gguf", "qwen3", 0, 0);
