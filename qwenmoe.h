@@ -4293,6 +4293,148 @@ static void qm__dot4_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx,
     for (t = 0; t < 4; t++) out[t] = _mm512_reduce_add_ps(acc[t]) - qm__hsum_ps256(accm[t]);
 }
 
+/* Q4_K prefill: rows r0..r1-1 against T >= 2 activation rows, 8 tokens per decoded weight
+   block. The 4-token kernel above decodes the nibbles and scales for every 4 tokens and keeps
+   a second accumulator for the mins; here one decode serves 8 tokens, the scales go in with
+   one madd and three dpwssd, and the mins' term  d_t * dmin * sum_j m_j * (bsums of sub-block
+   j)  is a dot product of the row's dmin_b * m_b,j (kept as its blocks are decoded) with
+   vectors built once per token chunk: bsf[t][8 b + j] = d_t,b * sub-block j's sum. The 8 (or 4) accumulators are named variables,
+   not an array, so that they stay in registers. Returns 0 (nothing done) when the rows are
+   longer than its buffers hold (over 16384 columns). */
+#define QM__MMK_TOK 8
+#define QM__MMK_MAXNB 64
+typedef struct qm__q4k_dec { /* one weight block, decoded */
+    __m512i lo0, hi0, lo1, hi1, c02, c13, c46, c57;
+    float d;
+} qm__q4k_dec;
+
+static QM__INLINE void qm__q4k_decode(const qm__block_q4_K *w, qm__q4k_dec *o, float *mw) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i p02 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i p13 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
+    const __m512i p46 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i p57 = _mm512_inserti64x4(_mm512_set1_epi16(5), _mm256_set1_epi16(7), 1);
+    uint8_t sm[16];
+    __m128i smv;
+    __m512i sc, z0, z1;
+    qm__k4_unpack(w->scales, sm);
+    smv = QM__LD128(sm);
+    _mm256_storeu_ps(mw, _mm256_mul_ps(_mm256_set1_ps(qm__h2f(w->dmin)),
+                                       _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(smv, 8)))));
+    sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv));
+    o->c02 = _mm512_permutexvar_epi16(p02, sc);
+    o->c13 = _mm512_permutexvar_epi16(p13, sc);
+    o->c46 = _mm512_permutexvar_epi16(p46, sc);
+    o->c57 = _mm512_permutexvar_epi16(p57, sc);
+    z0 = _mm512_loadu_si512(w->qs);
+    z1 = _mm512_loadu_si512(w->qs + 64);
+    o->lo0 = _mm512_and_si512(z0, m4);
+    o->hi0 = _mm512_and_si512(_mm512_srli_epi16(z0, 4), m4);
+    o->lo1 = _mm512_and_si512(z1, m4);
+    o->hi1 = _mm512_and_si512(_mm512_srli_epi16(z1, 4), m4);
+    o->d = qm__h2f(w->d);
+}
+
+/* acc + one token's block: d_t d (sum_j sc_j q.a over sub-block j); the mins come after */
+static QM__INLINE __m512 qm__q4k_tok(__m512 acc, const qm__q4k_dec *w, const int8_t *q8, float dt) {
+    const __m512i x0 = _mm512_loadu_si512(q8), x1 = _mm512_loadu_si512(q8 + 64);
+    const __m512i x2 = _mm512_loadu_si512(q8 + 128), x3 = _mm512_loadu_si512(q8 + 192);
+    __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(w->lo0, _mm512_shuffle_i64x2(x0, x1, 0x44)), w->c02);
+    s = qm__dpwssd512(s, _mm512_maddubs_epi16(w->hi0, _mm512_shuffle_i64x2(x0, x1, 0xee)), w->c13);
+    s = qm__dpwssd512(s, _mm512_maddubs_epi16(w->lo1, _mm512_shuffle_i64x2(x2, x3, 0x44)), w->c46);
+    s = qm__dpwssd512(s, _mm512_maddubs_epi16(w->hi1, _mm512_shuffle_i64x2(x2, x3, 0xee)), w->c57);
+    return _mm512_fmadd_ps(_mm512_set1_ps(dt * w->d), _mm512_cvtepi32_ps(s), acc);
+}
+
+/* acc - the mins' term of a row: sum over its blocks b and sub-blocks j of mw[8 b + j] * bs[8 b + j] */
+static QM__INLINE __m512 qm__q4k_mins(__m512 acc, const float *mw, const float *bs, int64_t nb) {
+    int64_t k;
+    for (k = 0; k + 2 <= nb; k += 2) acc = _mm512_fnmadd_ps(_mm512_loadu_ps(mw + 8 * k), _mm512_loadu_ps(bs + 8 * k), acc);
+    if (k < nb) acc = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(0x00ff, mw + 8 * k), _mm512_maskz_loadu_ps(0x00ff, bs + 8 * k), acc);
+    return acc;
+}
+
+static int qm__mm_q4_K_avx512(int64_t n, const uint8_t *wb, size_t row_bytes, int64_t r0, int64_t r1,
+                              const uint8_t *xb, size_t act_stride, int T, float *y, int64_t ldy) {
+    const int64_t nb = n / QM__QK_K;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    float bsf[QM__MMK_TOK][QM__MMK_MAXNB * 8];
+    float da[QM__MMK_TOK][QM__MMK_MAXNB];
+    float mwr[QM__MMK_MAXNB * 8]; /* the row's dmin_b * m_b,j */
+    const qm__block_q8_K *a[QM__MMK_TOK];
+    int64_t rb, r, i;
+    int tc, t;
+    if (nb > QM__MMK_MAXNB) return 0;
+    for (rb = r0; rb < r1; rb += 32) {
+        const int64_t re = rb + 32 < r1 ? rb + 32 : r1;
+        for (tc = 0; tc < T; tc += QM__MMK_TOK) {
+            const int nt = T - tc < QM__MMK_TOK ? T - tc : QM__MMK_TOK;
+            for (t = 0; t < nt; t++) {
+                a[t] = QM__PTR(const qm__block_q8_K *, xb + act_stride * QM__CAST(size_t, tc + t));
+                for (i = 0; i < nb; i++) {
+                    /* madd pairs (0,1),(2,3),.. within 128-bit lanes: sub-blocks 0..3 | 4..7 */
+                    const __m256 s8 = _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), ones16));
+                    _mm256_storeu_ps(&bsf[t][8 * i], _mm256_mul_ps(_mm256_set1_ps(a[t][i].d), s8));
+                    da[t][i] = a[t][i].d;
+                }
+            }
+            for (r = rb; r < re; r++) {
+                const qm__block_q4_K *w = QM__PTR(const qm__block_q4_K *, wb + row_bytes * QM__CAST(size_t, r));
+                float *yr = y + QM__CAST(int64_t, tc) * ldy + r;
+                qm__q4k_dec dw;
+                if (nt == 8) {
+                    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+                    for (i = 0; i < nb; i++) {
+                        qm__q4k_decode(&w[i], &dw, &mwr[8 * i]);
+                        s0 = qm__q4k_tok(s0, &dw, a[0][i].qs, da[0][i]);
+                        s1 = qm__q4k_tok(s1, &dw, a[1][i].qs, da[1][i]);
+                        s2 = qm__q4k_tok(s2, &dw, a[2][i].qs, da[2][i]);
+                        s3 = qm__q4k_tok(s3, &dw, a[3][i].qs, da[3][i]);
+                        s4 = qm__q4k_tok(s4, &dw, a[4][i].qs, da[4][i]);
+                        s5 = qm__q4k_tok(s5, &dw, a[5][i].qs, da[5][i]);
+                        s6 = qm__q4k_tok(s6, &dw, a[6][i].qs, da[6][i]);
+                        s7 = qm__q4k_tok(s7, &dw, a[7][i].qs, da[7][i]);
+                    }
+                    s0 = qm__q4k_mins(s0, mwr, bsf[0], nb); s1 = qm__q4k_mins(s1, mwr, bsf[1], nb);
+                    s2 = qm__q4k_mins(s2, mwr, bsf[2], nb); s3 = qm__q4k_mins(s3, mwr, bsf[3], nb);
+                    s4 = qm__q4k_mins(s4, mwr, bsf[4], nb); s5 = qm__q4k_mins(s5, mwr, bsf[5], nb);
+                    s6 = qm__q4k_mins(s6, mwr, bsf[6], nb); s7 = qm__q4k_mins(s7, mwr, bsf[7], nb);
+                    yr[0] = _mm512_reduce_add_ps(s0); yr[ldy] = _mm512_reduce_add_ps(s1);
+                    yr[2 * ldy] = _mm512_reduce_add_ps(s2); yr[3 * ldy] = _mm512_reduce_add_ps(s3);
+                    yr[4 * ldy] = _mm512_reduce_add_ps(s4); yr[5 * ldy] = _mm512_reduce_add_ps(s5);
+                    yr[6 * ldy] = _mm512_reduce_add_ps(s6); yr[7 * ldy] = _mm512_reduce_add_ps(s7);
+                } else {
+                    int t0 = 0;
+                    if (nt >= 4) {
+                        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+                        for (i = 0; i < nb; i++) {
+                            qm__q4k_decode(&w[i], &dw, &mwr[8 * i]);
+                            s0 = qm__q4k_tok(s0, &dw, a[0][i].qs, da[0][i]);
+                            s1 = qm__q4k_tok(s1, &dw, a[1][i].qs, da[1][i]);
+                            s2 = qm__q4k_tok(s2, &dw, a[2][i].qs, da[2][i]);
+                            s3 = qm__q4k_tok(s3, &dw, a[3][i].qs, da[3][i]);
+                        }
+                        s0 = qm__q4k_mins(s0, mwr, bsf[0], nb); s1 = qm__q4k_mins(s1, mwr, bsf[1], nb);
+                        s2 = qm__q4k_mins(s2, mwr, bsf[2], nb); s3 = qm__q4k_mins(s3, mwr, bsf[3], nb);
+                        yr[0] = _mm512_reduce_add_ps(s0); yr[ldy] = _mm512_reduce_add_ps(s1);
+                        yr[2 * ldy] = _mm512_reduce_add_ps(s2); yr[3 * ldy] = _mm512_reduce_add_ps(s3);
+                        t0 = 4;
+                    }
+                    for (t = t0; t < nt; t++) {
+                        __m512 s0 = _mm512_setzero_ps();
+                        for (i = 0; i < nb; i++) {
+                            qm__q4k_decode(&w[i], &dw, &mwr[8 * i]);
+                            s0 = qm__q4k_tok(s0, &dw, a[t][i].qs, da[t][i]);
+                        }
+                        yr[t * ldy] = _mm512_reduce_add_ps(qm__q4k_mins(s0, mwr, bsf[t], nb));
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 /* Q5_K against 4 activation rows at once (Q4_K's, plus the fifth bits as in
    qm__dot_q5_K_q8_K_avx512). */
 static void qm__dot4_q5_K_q8_K_avx512(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
@@ -5083,6 +5225,9 @@ static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w
         for (r = r0; r < r1; r++) y[r] = f(n, wb + row_bytes * QM__CAST(size_t, r), qx);
         return;
     }
+#if defined(QM__AVX512)
+    if (wtype == QM_TYPE_Q4_K && qm__mm_q4_K_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, y, ldy)) return;
+#endif
     for (rb = r0; rb < r1; rb += 16) {
         const int64_t re = rb + 16 < r1 ? rb + 16 : r1;
         t = 0;
@@ -5140,7 +5285,82 @@ static void qm__softmax(float *x, int n) {
     for (i = 0; i < n; i++) x[i] /= sum;
 }
 
-static float qm__silu(float x) { return x / (1.0f + qm__expf(-x)); }
+/* y[i] = expf(x[i] - sub): qm__exp's steps (k = x/ln2 rounded half away from zero, r = x - k ln2
+   in two parts, the Taylor series to r^13, times 2^k) on 8 or 4 doubles at once, so that the
+   result has the same bits as the scalar code (compiled without FMA contraction, as -std=c99
+   does). Inputs are clamped to [-150, 100] first: expf is 0 below -103.98 and inf above 88.73
+   either way; NaN stays NaN. The attention's softmax and SwiGLU spend their time here. */
+static void qm__vexpf(float *y, const float *x, float sub, int n) {
+    int i = 0;
+#if defined(QM__AVX512)
+    {
+        const __m512d lo = _mm512_set1_pd(-150.0), hi = _mm512_set1_pd(100.0);
+        const __m512d half = _mm512_set1_pd(0.5), sign = _mm512_set1_pd(-0.0);
+        for (; i + 8 <= n; i += 8) {
+            const __m256 xf = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sub));
+            const __mmask8 nan = _mm256_cmp_ps_mask(xf, xf, _CMP_UNORD_Q);
+            __m512d xd = _mm512_min_pd(_mm512_max_pd(_mm512_cvtps_pd(xf), lo), hi);
+            __m512d t = _mm512_mul_pd(xd, _mm512_set1_pd(1.4426950408889634)), k, r, p;
+            __m512i e;
+            k = _mm512_roundscale_pd(_mm512_add_pd(t, _mm512_or_pd(half, _mm512_and_pd(t, sign))),
+                                     _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            r = _mm512_sub_pd(_mm512_sub_pd(xd, _mm512_mul_pd(k, _mm512_set1_pd(0.6931471803691238))),
+                              _mm512_mul_pd(k, _mm512_set1_pd(1.9082149292705877e-10)));
+#define QM__HORNER(c) p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(c))
+            p = _mm512_set1_pd(1.0 / 6227020800.0);
+            QM__HORNER(1.0 / 479001600.0); QM__HORNER(1.0 / 39916800.0); QM__HORNER(1.0 / 3628800.0);
+            QM__HORNER(1.0 / 362880.0); QM__HORNER(1.0 / 40320.0); QM__HORNER(1.0 / 5040.0);
+            QM__HORNER(1.0 / 720.0); QM__HORNER(1.0 / 120.0); QM__HORNER(1.0 / 24.0);
+            QM__HORNER(1.0 / 6.0); QM__HORNER(0.5); QM__HORNER(1.0); QM__HORNER(1.0);
+#undef QM__HORNER
+            e = _mm512_slli_epi64(_mm512_cvtepi32_epi64(_mm256_add_epi32(_mm512_cvttpd_epi32(k), _mm256_set1_epi32(1023))), 52);
+            p = _mm512_mul_pd(p, _mm512_castsi512_pd(e));
+            _mm256_storeu_ps(y + i, _mm256_mask_mov_ps(_mm512_cvtpd_ps(p), nan, xf));
+        }
+    }
+#elif defined(QM__X86)
+    {
+        const __m256d lo = _mm256_set1_pd(-150.0), hi = _mm256_set1_pd(100.0);
+        const __m256d half = _mm256_set1_pd(0.5), sign = _mm256_set1_pd(-0.0);
+        for (; i + 4 <= n; i += 4) {
+            const __m128 xf = _mm_sub_ps(_mm_loadu_ps(x + i), _mm_set1_ps(sub));
+            const __m128 nan = _mm_cmpunord_ps(xf, xf);
+            __m256d xd = _mm256_min_pd(_mm256_max_pd(_mm256_cvtps_pd(xf), lo), hi);
+            __m256d t = _mm256_mul_pd(xd, _mm256_set1_pd(1.4426950408889634)), k, r, p;
+            __m128i e32;
+            __m256i e;
+            k = _mm256_round_pd(_mm256_add_pd(t, _mm256_or_pd(half, _mm256_and_pd(t, sign))),
+                                _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            r = _mm256_sub_pd(_mm256_sub_pd(xd, _mm256_mul_pd(k, _mm256_set1_pd(0.6931471803691238))),
+                              _mm256_mul_pd(k, _mm256_set1_pd(1.9082149292705877e-10)));
+#define QM__HORNER(c) p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(c))
+            p = _mm256_set1_pd(1.0 / 6227020800.0);
+            QM__HORNER(1.0 / 479001600.0); QM__HORNER(1.0 / 39916800.0); QM__HORNER(1.0 / 3628800.0);
+            QM__HORNER(1.0 / 362880.0); QM__HORNER(1.0 / 40320.0); QM__HORNER(1.0 / 5040.0);
+            QM__HORNER(1.0 / 720.0); QM__HORNER(1.0 / 120.0); QM__HORNER(1.0 / 24.0);
+            QM__HORNER(1.0 / 6.0); QM__HORNER(0.5); QM__HORNER(1.0); QM__HORNER(1.0);
+#undef QM__HORNER
+            e32 = _mm_add_epi32(_mm256_cvttpd_epi32(k), _mm_set1_epi32(1023));
+            e = _mm256_slli_epi64(_mm256_cvtepi32_epi64(e32), 52);
+            p = _mm256_mul_pd(p, _mm256_castsi256_pd(e));
+            _mm_storeu_ps(y + i, _mm_blendv_ps(_mm256_cvtpd_ps(p), xf, nan));
+        }
+    }
+#endif
+    for (; i < n; i++) y[i] = qm__expf(x[i] - sub);
+}
+
+/* g[i] = silu(g[i]) * u[i] = g[i] / (1 + expf(-g[i])) * u[i] (the bits of the scalar formula) */
+static void qm__swiglu(float *g, const float *u, size_t n) {
+    float e[256];
+    size_t i, j, m;
+    for (i = 0; i < n; i += m) {
+        m = n - i < 256 ? n - i : 256;
+        for (j = 0; j < m; j++) e[j] = -g[i + j];
+        qm__vexpf(e, e, 0.0f, QM__CAST(int, m));
+        for (j = 0; j < m; j++) g[i + j] = g[i + j] / (1.0f + e[j]) * u[i + j];
+    }
+}
 
 static float qm__dot_f32(const float *a, const float *b, int n) {
     /* eight independent partial sums: lets the CPU overlap the adds */
@@ -6014,7 +6234,8 @@ static void qm__attn_task(void *arg, int ith, int nth) {
             sc[p] = s;
             if (s > mx) mx = s;
         }
-        for (p = 0; p < n_kv; p++) { sc[p] = qm__expf(sc[p] - mx); sum += sc[p]; }
+        qm__vexpf(sc, sc, mx, n_kv);
+        for (p = 0; p < n_kv; p++) sum += sc[p];
         for (i = 0; i < hd; i++) out[i] = 0.0f;
         for (p = 0; p < n_kv; p++) {
             size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * hd;
@@ -6107,7 +6328,7 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
         for (i = 1; i < n_items; i += 2) qm__matmul_multi(&c->pool, &items[i], 1);
     }
     /* SwiGLU, then the down inputs */
-    for (i = 0; i < n * ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
+    qm__swiglu(c->ff_gate, c->ff_up, QM__CAST(size_t, n) * QM__CAST(size_t, ff));
     for (i = 0; i < n; i++) qm__quantize_act(L->down_exps.type, c->ff_gate + (size_t)i * ff, xq + (size_t)i * qs, ff);
     for (i = 0; i < n_items / 2; i++) {
         qm__mm_item *it = &items[i];
@@ -6127,10 +6348,9 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
 
 static void qm__ffn_dense(qm_context *c, const qm__layer *L, int T) {
     const qm_hparams *hp = &c->m->hp;
-    int i;
     qm__matmul(&c->pool, c->qact, &L->ffn_gate, 0, c->xn, hp->n_embd, c->ff_gate, hp->n_ff, T);
     qm__matmul(&c->pool, c->qact, &L->ffn_up, 0, c->xn, hp->n_embd, c->ff_up, hp->n_ff, T);
-    for (i = 0; i < T * hp->n_ff; i++) c->ff_gate[i] = qm__silu(c->ff_gate[i]) * c->ff_up[i];
+    qm__swiglu(c->ff_gate, c->ff_up, QM__CAST(size_t, T) * QM__CAST(size_t, hp->n_ff));
     qm__matmul(&c->pool, c->qact, &L->ffn_down, 0, c->ff_gate, hp->n_ff, c->moe, hp->n_embd, T);
 }
 

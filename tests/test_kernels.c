@@ -459,7 +459,7 @@ static void test_multi(void) {
 
 static void test_tokens(void) {
     static const int types[] = {QM_TYPE_Q4_K, QM_TYPE_Q6_K, QM_TYPE_Q5_K, QM_TYPE_Q8_0, QM_TYPE_IQ4_XS, QM_TYPE_BF16};
-    static const int Ts[] = {1, 3, 4, 7, 9};
+    static const int Ts[] = {1, 2, 3, 4, 7, 8, 9};
     const int64_t n = 768;
     const int rows = 37, T = 9, ldy = 41; /* ldy > rows: the gaps must stay untouched */
     int ti, r, t, k, v;
@@ -528,6 +528,45 @@ static void test_tokens(void) {
     }
 }
 
+/* qm__vexpf and qm__swiglu: the same bits as the scalar qm__expf and formula, on a sweep,
+   random values, the lengths 0..40 (vector bodies and tails) and the edges */
+static void test_vexp(void) {
+    enum { N = 4096 };
+    static float x[N], y[N], g[N], u[N], g2[N];
+    static const float edge[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 88.72f, 88.73f, 89.0f, 100.0f, 1000.0f, -87.3f,
+                                 -103.9f, -104.0f, -149.9f, -150.1f, -745.0f, -1e30f, 1e30f, 0.5f, -0.5f, 0.34657359f};
+    uint64_t seed = 99;
+    int i, n, bad = 0, badg = 0;
+    for (i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        if (i < 2048) x[i] = -110.0f + 200.0f * (float)i / 2048.0f;
+        else x[i] = (float)((int64_t)(seed >> 11) % 2000000) * 1e-4f * ((seed >> 5) & 1 ? 1.0f : 0.01f);
+    }
+    for (i = 0; i < (int)(sizeof(edge) / sizeof(edge[0])); i++) x[2048 + i] = edge[i];
+    { volatile float vz = 0.0f; const float zero = vz; x[3000] = 1.0f / zero; x[3001] = -1.0f / zero; x[3002] = zero / zero; }
+    qm__vexpf(y, x, 0.0f, N);
+    for (i = 0; i < N; i++) {
+        const float want = qm__expf(x[i]);
+        if (!(memcmp(&want, &y[i], 4) == 0 || (want != want && y[i] != y[i]))) {
+            if (bad++ < 5) printf("vexpf(%.9g) = %.9g, scalar %.9g\n", (double)x[i], (double)y[i], (double)want);
+        }
+    }
+    CHECK(bad == 0, "qm__vexpf differs from qm__expf on %d of %d inputs", bad, N);
+    for (n = 0; n <= 40; n++) {
+        float o[41];
+        qm__vexpf(o, x + 100, 1.5f, n);
+        for (i = 0; i < n; i++) { const float w = qm__expf(x[100 + i] - 1.5f); if (memcmp(&w, &o[i], 4) != 0) bad++; }
+    }
+    CHECK(bad == 0, "qm__vexpf with sub and lengths 0..40: %d differ", bad);
+    for (i = 0; i < N; i++) { g[i] = x[i] * 0.1f; u[i] = (float)(i % 17) - 8.0f; g2[i] = g[i]; }
+    qm__swiglu(g2, u, N);
+    for (i = 0; i < N; i++) {
+        const float want = g[i] / (1.0f + qm__expf(-g[i])) * u[i];
+        if (!(memcmp(&want, &g2[i], 4) == 0 || (want != want && g2[i] != g2[i]))) badg++;
+    }
+    CHECK(badg == 0, "qm__swiglu differs from the scalar formula on %d of %d", badg, N);
+}
+
 int main(void) {
     printf("kernels: %s\n", qm__simd_name());
     test_formats();
@@ -535,5 +574,6 @@ int main(void) {
     test_random();
     test_multi();
     test_tokens();
+    test_vexp();
     return qmtest_summary("kernels");
 }
