@@ -6237,11 +6237,21 @@ static void qm__attn_task(void *arg, int ith, int nth) {
         qm__vexpf(sc, sc, mx, n_kv);
         for (p = 0; p < n_kv; p++) sum += sc[p];
         for (i = 0; i < hd; i++) out[i] = 0.0f;
+        p = 0;
+#if defined(QM__X86)
+        if (f16) /* the weights rounded to f16 as below, 8 at a time (F16C rounds to nearest even too) */
+            for (; p + 8 <= n_kv; p += 8)
+                _mm256_storeu_ps(sc + p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_div_ps(_mm256_loadu_ps(sc + p), _mm256_set1_ps(sum)),
+                                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+#endif
+        for (; p < n_kv; p++) {
+            sc[p] = sc[p] / sum;
+            if (f16) sc[p] = qm_fp16_to_fp32(qm_fp32_to_fp16(sc[p]));
+        }
         for (p = 0; p < n_kv; p++) {
             size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * hd;
-            float wgt = sc[p] / sum;
+            float wgt = sc[p];
             if (f16) {
-                wgt = qm_fp16_to_fp32(qm_fp32_to_fp16(wgt));
                 qm__axpy_f16(out, wgt, QM__CAST(const uint16_t *, c->v_cache) + off, hd);
             } else {
                 const float *vr = QM__CAST(const float *, c->v_cache) + off;
