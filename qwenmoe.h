@@ -736,6 +736,11 @@ static double qm__sincos(double x, int cosine) {
     double k, r;
     int64_t q;
     if (x != x) return x;
+    /* The reduction below (x - k pi/2, pi/2 in three parts) is exact enough while k pi/2 has
+       few bits beyond x's; past 2^50 nothing of x mod pi/2 is left in it. Those arguments (and
+       infinity) give NaN rather than a made-up value; RoPE angles stay below n_ctx <= 2^24.
+       (Fuzz bug: an angle of 1e21 radians was converted to int64, which is undefined.) */
+    if (!(x > -1125899906842624.0 && x < 1125899906842624.0)) return (x - x) / (x - x);
     k = x * 0.6366197723675814; /* 2/pi */
     k = k < 0 ? QM__CAST(double, QM__CAST(int64_t, k - 0.5)) : QM__CAST(double, QM__CAST(int64_t, k + 0.5));
     r = ((x - k * 1.5707963267341256) - k * 6.077100506506192e-11) - k * 2.0222662487959506e-21;
@@ -5803,6 +5808,11 @@ static qm_result qm__model_init(qm_model *m, qm_error *err) {
         qm__logmsg(m, QM_LOG_WARN, "%s: key '%s.rope.freq_base' is absent; using Qwen3's trained value 1e6 (llama.cpp would use 1e4)",
                 path, hp->arch);
     }
+    /* below 1 the rotation speeds grow with the dimension (angles of 1e21 radians at position 60
+       for a base of 1e-34, found by fuzzing): no trained model has that */
+    if (!(hp->rope_freq_base >= 1.0f))
+        return qm__err(err, QM_ERR_FORMAT, "%s: RoPE base %g (%s): expected at least 1 (Qwen3 uses 1e6)", path,
+                       QM__CAST(double, hp->rope_freq_base), m->rope_override > 0 ? "qm_model_params.rope_freq_base" : "key 'rope.freq_base'");
     {
         char key[128];
         snprintf(key, sizeof(key), "%s.rope.scaling.type", hp->arch);

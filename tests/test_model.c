@@ -456,6 +456,61 @@ static void test_moe_ignores_dense_ff(void) {
     free(p);
 }
 
+/* qm__sin / qm__cos (no libm): against libm, and defined for any input (fuzz bug: a RoPE
+   angle of 1e21 radians was converted to int64, undefined behaviour) */
+static void test_sincos(void) {
+    static const double huge[] = {1e21, -1e21, 9.3e18, 4.6e18, 4503599627370497.0, 1125899906842624.0, 1e300, -1e300};
+    static const double big[] = {1e9, -1e9, 123456789012.5, 1e14, -1e15, 1125899906842623.0};
+    double x, worst = 0.0;
+    int i, bad = 0;
+    for (x = -1e6; x <= 1e6; x += 977.123) {
+        const double ds = fabs(qm__sin(x) - sin(x)), dc = fabs(qm__cos(x) - cos(x));
+        if (ds > worst) worst = ds;
+        if (dc > worst) worst = dc;
+    }
+    for (x = -10.0; x <= 10.0; x += 0.001) {
+        const double ds = fabs(qm__sin(x) - sin(x)), dc = fabs(qm__cos(x) - cos(x));
+        if (ds > worst) worst = ds;
+        if (dc > worst) worst = dc;
+    }
+    CHECK(worst < 1e-9, "qm__sin/qm__cos within 1e-9 of libm on |x| <= 1e6: worst %.3g", worst);
+    for (i = 0; i < (int)(sizeof(big) / sizeof(big[0])); i++) {
+        const double a = qm__sin(big[i]), b = qm__cos(big[i]);
+        if (!(a >= -1.001 && a <= 1.001 && b >= -1.001 && b <= 1.001)) bad++;
+    }
+    CHECK(bad == 0, "qm__sin/qm__cos of arguments up to 2^50 stay in [-1, 1] (%d not)", bad);
+    for (i = 0; i < (int)(sizeof(huge) / sizeof(huge[0])); i++) {
+        const double a = qm__sin(huge[i]), b = qm__cos(huge[i]);
+        if (!(a != a && b != b)) bad++;
+    }
+    CHECK(bad == 0, "qm__sin/qm__cos of arguments from 2^50 up are NaN (%d not)", bad);
+    {
+        volatile double z = 0.0;
+        const double inf = 1.0 / z, s1 = qm__sin(inf), c1 = qm__cos(-inf), s2 = qm__sin(z / z);
+        CHECK(s1 != s1 && c1 != c1 && s2 != s2, "sin(inf), cos(-inf), sin(NaN) are NaN: %g %g %g", s1, c1, s2);
+    }
+}
+
+/* tiny.gguf with rope.freq_base (an f32 key) set to v */
+static void expect_rope_error(float v) {
+    static const char key[] = "qwen3moe.rope.freq_base";
+    size_t n, i, kl = sizeof(key) - 1;
+    unsigned char *p = slurp(mpath("tiny.gguf"), &n);
+    qm_model *m = NULL;
+    qm_error err;
+    qm_result r;
+    int patched = 0;
+    if (!p) { CHECK(0, "read tiny.gguf"); return; }
+    for (i = 8; i + kl + 8 <= n; i++)
+        if (memcmp(p + i, key, kl) == 0 && p[i - 8] == kl && p[i + kl] == 6) { memcpy(p + i + kl + 4, &v, 4); patched = 1; break; }
+    CHECK(patched, "tiny.gguf has %s as an f32", key);
+    r = qm_model_load_memory(p, n, NULL, &m, &err);
+    CHECK(r == QM_ERR_FORMAT && m == NULL && strstr(err.message, "RoPE base") && strstr(err.message, "rope.freq_base"),
+          "rope.freq_base %g refused: %s", (double)v, r == QM_OK ? "(loaded)" : err.message);
+    qm_model_free(m);
+    free(p);
+}
+
 static void test_dims(const char *file, const char *want_arch, int tied, int rope_def) {
     qm_model *m = NULL;
     qm_error err;
@@ -537,6 +592,9 @@ int main(int argc, char **argv) {
     test_generate_and_errors();
     test_bad_models();
     test_moe_ignores_dense_ff();
+    test_sincos();
+    expect_rope_error(9.629651e-35f); /* the fuzzer's value */
+    expect_rope_error(0.5f);
     test_memory_caps();
     test_dims("tiny.gguf", "qwen3moe", 0, 0);
     test_dims("tiny-dense.gguf", "qwen3", 0, 0);

@@ -4,7 +4,7 @@
 //   qwenmoe, llama.cpp, qwenmoe, llama.cpp, ...
 // each run a fresh process (load + warm-up + --inner repetitions). The per-repetition figures of
 // all rounds are pooled: the table gives mean ± sd and the median, and the ratios of the medians.
-// usage: node tools/bench_vs_llama.mjs -m FILE [-t N] [-p N] [-n N] [-r ROUNDS] [--inner K]
+// usage: node tools/bench_vs_llama.mjs -m FILE [-t N] [-p N] [-n N] [-r ROUNDS] [--inner K] [--warm]
 //                                      [--bench PATH] [--api addon|sequence] [--json-out FILE]
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -25,6 +25,10 @@ const USAGE = `usage: node tools/bench_vs_llama.mjs -m FILE [-t N] [-p N] [-n N]
   --bench PATH    the qwenmoe-bench binary (default build/qwenmoe-bench)
   --api A         bench_llama.mjs --api: addon (default) or sequence
   --json-out FILE also write every run's JSON object and the summary to FILE
+  --warm          read the whole file before every run, so that each engine starts with the
+                  model in the page cache. Without it, a big model (18.5 GB on a 24 GiB machine)
+                  is partly evicted by llama.cpp's own copies, and qwenmoe, which maps the file
+                  lazily, pays the disk reads inside its timed tests.
   -h, --help      this text`;
 
 function die(msg) {
@@ -32,7 +36,7 @@ function die(msg) {
     process.exit(1);
 }
 const args = process.argv.slice(2);
-const opt = { m: null, t: 2, pp: 512, n: 128, rounds: 3, inner: 1, bench: "build/qwenmoe-bench", api: "addon", jsonOut: null };
+const opt = { m: null, t: 2, pp: 512, n: 128, rounds: 3, inner: 1, bench: "build/qwenmoe-bench", api: "addon", jsonOut: null, warm: false };
 function intArg(name, v, lo) {
     if (v === undefined || !/^[0-9]+$/.test(v) || +v < lo) die(`${name}: expected an integer >= ${lo}, found '${v ?? ""}'`);
     return +v;
@@ -49,6 +53,7 @@ for (let i = 0; i < args.length; i++) {
     else if (a === "--bench") { opt.bench = args[++i]; if (!opt.bench) die("--bench needs a path"); }
     else if (a === "--api") { opt.api = args[++i]; if (opt.api !== "addon" && opt.api !== "sequence") die(`--api: expected addon or sequence, found '${opt.api ?? ""}'`); }
     else if (a === "--json-out") { opt.jsonOut = args[++i]; if (!opt.jsonOut) die("--json-out needs a file"); }
+    else if (a === "--warm") opt.warm = true;
     else die(`unknown argument '${a}' (see --help)`);
 }
 if (!opt.m) die("-m FILE is required (see --help)");
@@ -61,8 +66,18 @@ const cmds = {
     qwenmoe: [opt.bench, [...common, "--json"]],
     llama: [process.execPath, [path.join(here, "bench_llama.mjs"), ...common, "--api", opt.api, "--json"]],
 };
+// Read the file through once (1 MiB at a time): its pages end up in the page cache.
+function warm() {
+    const t0 = process.hrtime.bigint(), buf = Buffer.allocUnsafe(1 << 20), fd = fs.openSync(opt.m, "r");
+    let total = 0, n;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) total += n;
+    fs.closeSync(fd);
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    console.error(`bench_vs_llama: warm: read ${(total / 1e9).toFixed(2)} GB in ${s.toFixed(1)} s (${(total / 1e9 / s).toFixed(2)} GB/s)`);
+}
 function runOne(which, round) {
     const [cmd, argv] = cmds[which];
+    if (opt.warm) warm();
     const shown = [cmd, ...argv].join(" ");
     console.error(`bench_vs_llama: round ${round}/${opt.rounds}: ${shown}`);
     const r = spawnSync(cmd, argv, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 });
@@ -114,6 +129,8 @@ const cell = (s, d) => (s ? `${s.median.toFixed(d)} (${s.mean.toFixed(d)} ± ${s
 console.log(`model ${opt.m} (${(fs.statSync(opt.m).size / 1048576).toFixed(1)} MiB), threads ${opt.t}, ${opt.rounds} rounds x ${opt.inner} repetitions, alternating qwenmoe / llama.cpp`);
 console.log(`qwenmoe: backend ${q.backend}, KV ${q.kv_type}; llama.cpp: node-llama-cpp ${l.node_llama_cpp} (llama.cpp ${l.llama_cpp_release}), ${l.cpu_variant}, api ${l.api}`);
 console.log(`load average before ${loadBefore}, after ${loadAfter} (other work on the machine makes the figures noisy)`);
+console.log(opt.warm ? "page cache: the whole file was read before every run (--warm)"
+                     : "page cache: as the previous run left it (no --warm): a run after llama.cpp may find part of the model evicted");
 console.log("");
 console.log("| metric | qwenmoe: median (mean ± sd, n) | llama.cpp: median (mean ± sd, n) | qwenmoe / llama.cpp |");
 console.log("| ------ | -----------------------------: | -------------------------------: | ------------------: |");
