@@ -4440,6 +4440,87 @@ static int qm__mm_q4_K_avx512(int64_t n, const uint8_t *wb, size_t row_bytes, in
     return 1;
 }
 
+/* Q8_0 prefill: rows r0..r1-1 against T >= 2 activation rows, 8 tokens per weight load.
+   Each chunk of 8 tokens is first copied into one packed row of quants per token (two blocks
+   per 64-byte load) and one vector of scales per block pair ([d_i x8, d_i+1 x8]); a weight
+   block pair is loaded, its signs moved onto the activations and its magnitudes dotted
+   unsigned x signed (dpbusd), for every token of the chunk. The sums go in the order of
+   qm__dot_q8_0_q8_0_avx512 (blocks 4k, 4k+1 in one accumulator, 4k+2, 4k+3 in another, the last
+   nb % 4 blocks one by one), so that prefill and decode give the same bits, as they did before
+   this kernel (greedy parity with llama.cpp depends on it). Rows of more than 4096 columns
+   return 0 (the caller's general loop does them). */
+#define QM__MMQ8_MAXN 4096
+static int qm__mm_q8_0_avx512(int64_t n, const uint8_t *wb, size_t row_bytes, int64_t r0, int64_t r1,
+                              const uint8_t *xb, size_t act_stride, int T, float *y, int64_t ldy) {
+    const int64_t nb = n / 32, n4 = nb / 4 * 4;
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i idx01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    int8_t qa[QM__MMK_TOK][QM__MMQ8_MAXN];
+    __m512 dav[QM__MMK_TOK][QM__MMQ8_MAXN / 64];
+    float da[QM__MMK_TOK][QM__MMQ8_MAXN / 32];
+    int64_t rb, r, i;
+    int tc, t;
+    if (n > QM__MMQ8_MAXN) return 0;
+    for (rb = r0; rb < r1; rb += 32) {
+        const int64_t re = rb + 32 < r1 ? rb + 32 : r1;
+        for (tc = 0; tc < T; tc += QM__MMK_TOK) {
+            const int nt = T - tc < QM__MMK_TOK ? T - tc : QM__MMK_TOK;
+            for (t = 0; t < QM__MMK_TOK; t++) {
+                /* missing tokens of a short chunk repeat the last one; their sums are not stored */
+                const qm__block_q8_0 *a = QM__PTR(const qm__block_q8_0 *, xb + act_stride * QM__CAST(size_t, tc + (t < nt ? t : nt - 1)));
+                for (i = 0; i < nb; i++) {
+                    memcpy(&qa[t][32 * i], a[i].qs, 32);
+                    da[t][i] = qm__h2f(a[i].d);
+                }
+                for (i = 0; i + 2 <= n4; i += 2)
+                    dav[t][i / 2] = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(_mm_setr_ps(da[t][i], da[t][i + 1], 0.0f, 0.0f)));
+            }
+            for (r = rb; r < re; r++) {
+                const qm__block_q8_0 *w = QM__PTR(const qm__block_q8_0 *, wb + row_bytes * QM__CAST(size_t, r));
+                __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+                __m512 u0 = s0, u1 = s0, u2 = s0, u3 = s0, u4 = s0, u5 = s0, u6 = s0, u7 = s0;
+                float out[QM__MMK_TOK];
+                float *yr = y + QM__CAST(int64_t, tc) * ldy + r;
+                for (i = 0; i < n4; i += 2) {
+                    const __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(QM__LD256(w[i].qs)), QM__LD256(w[i + 1].qs), 1);
+                    const __m512i wa = _mm512_abs_epi8(wq);
+                    const __mmask64 neg = _mm512_movepi8_mask(wq);
+                    const __m512 dwv = _mm512_permutexvar_ps(idx01, _mm512_castps128_ps512(_mm_setr_ps(qm__h2f(w[i].d), qm__h2f(w[i + 1].d), 0.0f, 0.0f)));
+#define QM__Q8T(S, t)                                                                                       \
+    do {                                                                                                    \
+        const __m512i x = _mm512_loadu_si512(&qa[t][32 * i]);                                               \
+        const __m512i p = qm__dpbusd512(zero, wa, _mm512_mask_sub_epi8(x, neg, zero, x));                   \
+        S = _mm512_fmadd_ps(_mm512_mul_ps(dwv, dav[t][i / 2]), _mm512_cvtepi32_ps(p), S);                   \
+    } while (0)
+                    if ((i & 2) == 0) { /* blocks 4k, 4k+1 */
+                        QM__Q8T(s0, 0); QM__Q8T(s1, 1); QM__Q8T(s2, 2); QM__Q8T(s3, 3);
+                        QM__Q8T(s4, 4); QM__Q8T(s5, 5); QM__Q8T(s6, 6); QM__Q8T(s7, 7);
+                    } else {            /* blocks 4k+2, 4k+3 */
+                        QM__Q8T(u0, 0); QM__Q8T(u1, 1); QM__Q8T(u2, 2); QM__Q8T(u3, 3);
+                        QM__Q8T(u4, 4); QM__Q8T(u5, 5); QM__Q8T(u6, 6); QM__Q8T(u7, 7);
+                    }
+#undef QM__Q8T
+                }
+                out[0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, u0)); out[1] = _mm512_reduce_add_ps(_mm512_add_ps(s1, u1));
+                out[2] = _mm512_reduce_add_ps(_mm512_add_ps(s2, u2)); out[3] = _mm512_reduce_add_ps(_mm512_add_ps(s3, u3));
+                out[4] = _mm512_reduce_add_ps(_mm512_add_ps(s4, u4)); out[5] = _mm512_reduce_add_ps(_mm512_add_ps(s5, u5));
+                out[6] = _mm512_reduce_add_ps(_mm512_add_ps(s6, u6)); out[7] = _mm512_reduce_add_ps(_mm512_add_ps(s7, u7));
+                for (; i < nb; i++) { /* the last 1-3 blocks: exact integer sums, one by one */
+                    const __m256i wq = QM__LD256(w[i].qs);
+                    const float dw = qm__h2f(w[i].d);
+                    for (t = 0; t < nt; t++) {
+                        const __m256i p = qm__dpbusd(_mm256_setzero_si256(), _mm256_sign_epi8(wq, wq),
+                                                     _mm256_sign_epi8(QM__LD256(&qa[t][32 * i]), wq));
+                        out[t] += qm__hsum_ps256(_mm256_cvtepi32_ps(p)) * (dw * da[t][i]);
+                    }
+                }
+                for (t = 0; t < nt; t++) yr[t * ldy] = out[t];
+            }
+        }
+    }
+    return 1;
+}
+
 /* Q5_K against 4 activation rows at once (Q4_K's, plus the fifth bits as in
    qm__dot_q5_K_q8_K_avx512). */
 static void qm__dot4_q5_K_q8_K_avx512(int64_t n, const void *vw, const void *vx, size_t qx_stride, float *out) {
@@ -5232,6 +5313,7 @@ static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w
     }
 #if defined(QM__AVX512)
     if (wtype == QM_TYPE_Q4_K && qm__mm_q4_K_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, y, ldy)) return;
+    if (wtype == QM_TYPE_Q8_0 && qm__mm_q8_0_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, y, ldy)) return;
 #endif
     for (rb = r0; rb < r1; rb += 16) {
         const int64_t re = rb + 16 < r1 ? rb + 16 : r1;

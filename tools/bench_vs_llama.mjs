@@ -29,6 +29,13 @@ const USAGE = `usage: node tools/bench_vs_llama.mjs -m FILE [-t N] [-p N] [-n N]
                   model in the page cache. Without it, a big model (18.5 GB on a 24 GiB machine)
                   is partly evicted by llama.cpp's own copies, and qwenmoe, which maps the file
                   lazily, pays the disk reads inside its timed tests.
+  --drop-caches   with --warm: first drop the page cache and compact memory (root only;
+                  /proc/sys/vm/drop_caches, compact_memory), so that the file is read back in
+                  large folios. After llama.cpp has used 14 GB of anonymous memory the free
+                  memory is fragmented, the file comes back in 4 KiB pages, and qwenmoe's decode
+                  (which walks 1.9 GB of mapped weights per token) drops from about 14 to 6 t/s,
+                  in every repetition, after all pages are mapped (TLB misses, we believe);
+                  FileHugePages in /proc/meminfo (printed after each warm) tells the two apart.
   -h, --help      this text`;
 
 function die(msg) {
@@ -36,7 +43,7 @@ function die(msg) {
     process.exit(1);
 }
 const args = process.argv.slice(2);
-const opt = { m: null, t: 2, pp: 512, n: 128, rounds: 3, inner: 1, bench: "build/qwenmoe-bench", api: "addon", jsonOut: null, warm: false };
+const opt = { m: null, t: 2, pp: 512, n: 128, rounds: 3, inner: 1, bench: "build/qwenmoe-bench", api: "addon", jsonOut: null, warm: false, drop: false };
 function intArg(name, v, lo) {
     if (v === undefined || !/^[0-9]+$/.test(v) || +v < lo) die(`${name}: expected an integer >= ${lo}, found '${v ?? ""}'`);
     return +v;
@@ -54,6 +61,7 @@ for (let i = 0; i < args.length; i++) {
     else if (a === "--api") { opt.api = args[++i]; if (opt.api !== "addon" && opt.api !== "sequence") die(`--api: expected addon or sequence, found '${opt.api ?? ""}'`); }
     else if (a === "--json-out") { opt.jsonOut = args[++i]; if (!opt.jsonOut) die("--json-out needs a file"); }
     else if (a === "--warm") opt.warm = true;
+    else if (a === "--drop-caches") { opt.warm = true; opt.drop = true; }
     else die(`unknown argument '${a}' (see --help)`);
 }
 if (!opt.m) die("-m FILE is required (see --help)");
@@ -67,13 +75,22 @@ const cmds = {
     llama: [process.execPath, [path.join(here, "bench_llama.mjs"), ...common, "--api", opt.api, "--json"]],
 };
 // Read the file through once (1 MiB at a time): its pages end up in the page cache.
+const fileHuge = () => { try { return +/FileHugePages:\s+(\d+)/.exec(fs.readFileSync("/proc/meminfo", "utf8"))[1] / 1048576; } catch { return NaN; } };
 function warm() {
+    if (opt.drop) {
+        try {
+            spawnSync("sync");
+            fs.writeFileSync("/proc/sys/vm/drop_caches", "3");
+            fs.writeFileSync("/proc/sys/vm/compact_memory", "1");
+        } catch (e) { die(`--drop-caches: ${e.message} (needs root)`); }
+    }
     const t0 = process.hrtime.bigint(), buf = Buffer.allocUnsafe(1 << 20), fd = fs.openSync(opt.m, "r");
     let total = 0, n;
     while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) total += n;
     fs.closeSync(fd);
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    console.error(`bench_vs_llama: warm: read ${(total / 1e9).toFixed(2)} GB in ${s.toFixed(1)} s (${(total / 1e9 / s).toFixed(2)} GB/s)`);
+    console.error(`bench_vs_llama: warm${opt.drop ? " (after dropping the page cache)" : ""}: read ${(total / 1e9).toFixed(2)} GB in ${s.toFixed(1)} s `
+                  + `(${(total / 1e9 / s).toFixed(2)} GB/s); FileHugePages ${fileHuge().toFixed(2)} GiB`);
 }
 function runOne(which, round) {
     const [cmd, argv] = cmds[which];
@@ -129,7 +146,8 @@ const cell = (s, d) => (s ? `${s.median.toFixed(d)} (${s.mean.toFixed(d)} ± ${s
 console.log(`model ${opt.m} (${(fs.statSync(opt.m).size / 1048576).toFixed(1)} MiB), threads ${opt.t}, ${opt.rounds} rounds x ${opt.inner} repetitions, alternating qwenmoe / llama.cpp`);
 console.log(`qwenmoe: backend ${q.backend}, KV ${q.kv_type}; llama.cpp: node-llama-cpp ${l.node_llama_cpp} (llama.cpp ${l.llama_cpp_release}), ${l.cpu_variant}, api ${l.api}`);
 console.log(`load average before ${loadBefore}, after ${loadAfter} (other work on the machine makes the figures noisy)`);
-console.log(opt.warm ? "page cache: the whole file was read before every run (--warm)"
+console.log(opt.drop ? "page cache: dropped, memory compacted and the whole file read before every run (--drop-caches)"
+            : opt.warm ? "page cache: the whole file was read before every run (--warm)"
                      : "page cache: as the previous run left it (no --warm): a run after llama.cpp may find part of the model evicted");
 console.log("");
 console.log("| metric | qwenmoe: median (mean ± sd, n) | llama.cpp: median (mean ± sd, n) | qwenmoe / llama.cpp |");
