@@ -3306,7 +3306,7 @@ static QM__MAYBE_UNUSED float qm__vec_dot_scalar(int wtype, int64_t n, const voi
 
 /* Q4_K/Q5_K: the 8 scales (out[0..7]) and 8 mins (out[8..15]) from the 12 packed bytes,
    four at a time in 32-bit words (little-endian). */
-static QM__MAYBE_UNUSED void qm__k4_unpack(const uint8_t *s, uint8_t *out) {
+static QM__MAYBE_UNUSED QM__INLINE void qm__k4_unpack(const uint8_t *s, uint8_t *out) {
     uint32_t u[3], r[4];
     memcpy(u, s, 12);
     r[0] = u[0] & 0x3f3f3f3fu;                                        /* scales 0-3 */
