@@ -5295,10 +5295,11 @@ static QM__MAYBE_UNUSED void qm__vec_dot_ntok(int wtype, int64_t n, const void *
 
 /* The matrix product for rows r0..r1-1 of a weight matrix (rows row_bytes apart from w) and
    T quantized activation rows (act_stride bytes apart from qx, see qm__act_row_bytes):
-   y[t * ldy + r] = row r . activation row t. For T > 1 the rows go in blocks of 16 and the
-   tokens in groups of 4 (4-token kernels where there are some), so that a block of weight
-   rows stays in cache while every token passes over it and each decoded weight block
-   serves 4 tokens. Threads split [r0, r1) among themselves. */
+   y[t * ldy + r] = row r . activation row t. For T > 1, Q4_K and Q8_0 on AVX-512 go to their
+   prefill kernels (blocks of 32 rows, 8 tokens per decoded weight block); the other types go
+   in blocks of 16 rows and groups of 4 tokens (4-token kernels where there are some), so that
+   a block of weight rows stays in cache while every token passes over it and each decoded
+   weight block serves several tokens. Threads split [r0, r1) among themselves. */
 static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
                                              const void *qx, size_t act_stride, int T, float *y, int64_t ldy) {
     qm__vec_dot_fn f = qm__vec_dot_for(wtype);
