@@ -2839,6 +2839,14 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
 #else
 #define QM__INLINE inline
 #endif
+/* for kernels that need every vector register to themselves */
+#if defined(__GNUC__)
+#define QM__NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define QM__NOINLINE __declspec(noinline)
+#else
+#define QM__NOINLINE
+#endif
 
 /* A pointer cast that C++ accepts between unrelated object types. */
 #define QM__PTR(T, p) QM__CAST(T, QM__CAST(const void *, (p)))
@@ -3324,6 +3332,13 @@ static QM__MAYBE_UNUSED QM__INLINE void qm__k4_unpack(const uint8_t *s, uint8_t 
 #define QM__LD256(p) _mm256_loadu_si256(QM__PTR(const __m256i *, p))
 #define QM__LD128(p) _mm_loadu_si128(QM__PTR(const __m128i *, p))
 
+static QM__INLINE int qm__hsum_epi32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 static QM__INLINE float qm__hsum_ps256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -3709,15 +3724,14 @@ static float qm__dot_q2_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
     int64_t i, nb = n / QM__QK_K;
     const __m256i m2 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0f);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
     int h, k;
     for (i = 0; i < nb; i++) {
         const __m128i sb = QM__LD128(w[i].scales);
         const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sb, m4));
         const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), m4));
         __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].dmin)),
-                               _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[i].bsums), mn16)), accm);
+        const int imin = qm__hsum_epi32_256(_mm256_madd_epi16(QM__LD256(a[i].bsums), mn16));
         for (h = 0; h < 2; h++) {
             const __m256i q = QM__LD256(w[i].qs + 32 * h);
             const int8_t *q8 = a[i].qs + 128 * h;
@@ -3728,23 +3742,27 @@ static float qm__dot_q2_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
                 s1 = qm__dpwssd(s1, _mm256_maddubs_epi16(v1, QM__LD256(q8 + 32 * k + 32)), qm__pair_scales(sc16, 4 * h + k + 1));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
+        /* llama.cpp's order (on AVX-512 it repacks Q2_K and runs this per row): the block's exact
+           integer sums, one fma per block into each of two running sums */
+        acc = _mm_fmadd_ss(_mm_set_ss(QM__CAST(float, qm__hsum_epi32_256(_mm256_add_epi32(s0, s1)))),
+                           _mm_set_ss(qm__h2f(w[i].d) * a[i].d), acc);
+        accm = _mm_fmadd_ss(_mm_set_ss(QM__CAST(float, imin)), _mm_set_ss(qm__h2f(w[i].dmin) * a[i].d), accm);
     }
-    return qm__hsum_ps256(acc) - qm__hsum_ps256(accm);
+    return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
 }
 
-/* Q3_K: v = low2 | hbit << 2 (0..7) = q + 4, so sum(q*a) = sum(v*a) - 4*sum(a): the second
-   term from the bsums. Group scales are 6 bits - 32 (unpacked four at a time). */
+/* Q3_K: v = low2 | hbit << 2 (0..7) = q + 4, so q a = v a - 4 a, taken per pair in int16.
+   Group scales are 6 bits - 32 (unpacked four at a time). */
 static float qm__dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
     const qm__block_q3_K *w = QM__CAST(const qm__block_q3_K *, vw);
     const qm__block_q8_K *a = QM__CAST(const qm__block_q8_K *, vx);
     int64_t i, nb = n / QM__QK_K;
-    const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     int h, k;
     for (i = 0; i < nb; i++) {
         uint32_t u[3], r[4];
-        __m256i sc16, off, s0 = _mm256_setzero_si256(), s1 = s0, hm = QM__LD256(w[i].hmask);
+        __m256i sc16, s0 = _mm256_setzero_si256(), s1 = s0, hm = QM__LD256(w[i].hmask);
         memcpy(u, w[i].scales, 12);
         /* scale j: low 4 bits from byte j (j < 8) or the high nibble of byte j-8; bits 4-5
            from byte 8 + j%4 at bit 2*(j/4) */
@@ -3755,7 +3773,6 @@ static float qm__dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
         sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_setr_epi32(QM__CAST(int, r[0]), QM__CAST(int, r[1]),
                                                                     QM__CAST(int, r[2]), QM__CAST(int, r[3]))),
                                 _mm256_set1_epi16(32));
-        off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[i].bsums), sc16), 2);
         for (h = 0; h < 2; h++) {
             const __m256i q = QM__LD256(w[i].qs + 32 * h);
             const int8_t *q8 = a[i].qs + 128 * h;
@@ -3765,12 +3782,16 @@ static float qm__dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *vx) {
                                                    _mm256_slli_epi16(_mm256_and_si256(hm, one), 2));
                 const __m256i v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k + 2), m2),
                                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 1), one), 2));
-                s0 = qm__dpwssd(s0, _mm256_maddubs_epi16(v0, QM__LD256(q8 + 32 * k)), qm__pair_scales(sc16, 4 * h + k));
-                s1 = qm__dpwssd(s1, _mm256_maddubs_epi16(v1, QM__LD256(q8 + 32 * k + 32)), qm__pair_scales(sc16, 4 * h + k + 1));
+                const __m256i x0 = QM__LD256(q8 + 32 * k), x1 = QM__LD256(q8 + 32 * k + 32);
+                /* (v - 4) a per pair in int16, so that each lane holds what llama.cpp's does */
+                s0 = qm__dpwssd(s0, _mm256_sub_epi16(_mm256_maddubs_epi16(v0, x0), _mm256_maddubs_epi16(four, x0)),
+                                qm__pair_scales(sc16, 4 * h + k));
+                s1 = qm__dpwssd(s1, _mm256_sub_epi16(_mm256_maddubs_epi16(v1, x1), _mm256_maddubs_epi16(four, x1)),
+                                qm__pair_scales(sc16, 4 * h + k + 1));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].d)),
-                              _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_add_epi32(s0, s1), off)), acc);
+        /* llama.cpp's AVX2 order: 8 lanes (index mod 32 / 4) per block, acc8 += d * lanes */
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * qm__h2f(w[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), acc);
     }
     return qm__hsum_ps256(acc);
 }
@@ -4109,20 +4130,17 @@ static float qm__dot_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx)
     const __m512i p13 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
     const __m512i p46 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
     const __m512i p57 = _mm512_inserti64x4(_mm512_set1_epi16(5), _mm256_set1_epi16(7), 1);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
     for (i = 0; i < nb; i++) {
         uint8_t sm[16];
-        const float d = a[i].d * qm__h2f(w[i].d), dmin = a[i].d * qm__h2f(w[i].dmin);
+        const float d = qm__h2f(w[i].d) * a[i].d, dmin = qm__h2f(w[i].dmin) * a[i].d;
         const int8_t *q8 = a[i].qs;
         __m128i smv;
         __m512i sc, z, lo, hi, x0, x1, s0, s1;
+        __m256i imin;
         qm__k4_unpack(w[i].scales, sm);
         smv = QM__LD128(sm);
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
-                               _mm256_cvtepi32_ps(_mm256_madd_epi16(QM__LD256(a[i].bsums),
-                                                                    _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv)))),
-                               accm);
+        imin = _mm256_madd_epi16(QM__LD256(a[i].bsums), _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv)));
         sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(smv)); /* 8 int16 scales */
         /* chunks 0, 1 */
         z = _mm512_loadu_si512(w[i].qs);
@@ -4140,9 +4158,13 @@ static float qm__dot_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx)
         x1 = _mm512_loadu_si512(q8 + 192);
         s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(lo, _mm512_shuffle_i64x2(x0, x1, 0x44)), _mm512_permutexvar_epi16(p46, sc));
         s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(hi, _mm512_shuffle_i64x2(x0, x1, 0xee)), _mm512_permutexvar_epi16(p57, sc));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
+        /* llama.cpp's order (its repacked Q4_K gemv, which it runs for every token of a
+           MoE layer and for decode): the block's exact integer sums, then one fma per block
+           into each of two running sums */
+        acc = _mm_fmadd_ss(_mm_set_ss(QM__CAST(float, _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1)))), _mm_set_ss(d), acc);
+        accm = _mm_fmadd_ss(_mm_set_ss(QM__CAST(float, qm__hsum_epi32_256(imin))), _mm_set_ss(dmin), accm);
     }
-    return _mm512_reduce_add_ps(acc) - qm__hsum_ps256(accm);
+    return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
 }
 
 /* Q5_K: Q4_K plus 16 under a byte mask from qh: for chunks c, c+1 the low nibbles take
@@ -4199,6 +4221,14 @@ static float qm__dot_q5_K_q8_K_avx512(int64_t n, const void *vw, const void *vx)
     return _mm512_reduce_add_ps(acc) - qm__hsum_ps256(accm);
 }
 
+/* llama.cpp's Q6_K order (its AVX2 dot, which it runs on every x86 CPU): per block 8 int32
+   lanes, lane k the sum over the elements whose index mod 32 is 4 k .. 4 k + 3, each as
+   scale * (q - 32) * a; then acc8 += d * lanes, and the 8 lanes summed at the end as
+   qm__hsum_ps256 does. Our 16 lanes cover 64-element spans, so lanes k and k + 8 fold. */
+static QM__INLINE __m256i qm__q6k_lanes8(__m512i s) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+}
+
 /* Q6_K: per 128-element half, ql (64 bytes) gives elements 0-63 (low nibbles) and 64-127
    (high nibbles); qh (32 bytes, in both register halves) their bits 4-5, shifted into
    place per 256-bit half. Scales: one per 8 int16 lanes. */
@@ -4215,32 +4245,31 @@ static float qm__dot_q6_K_q8_K_avx512(int64_t n, const void *vw, const void *vx)
     const __m512i hs_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
     const __m512i pk0 = _mm512_setr_epi64(0x0000000000000000ll, 0x0000000000000000ll, 0x0001000100010001ll, 0x0001000100010001ll,
                                           0x0002000200020002ll, 0x0002000200020002ll, 0x0003000300030003ll, 0x0003000300030003ll);
-    const __m512i four = _mm512_set1_epi16(4);
-    __m512 acc = _mm512_setzero_ps();
+    const __m512i four = _mm512_set1_epi16(4), m32 = _mm512_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
     int half;
     for (i = 0; i < nb; i++) {
         const float d = a[i].d * qm__h2f(w[i].d);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(QM__LD128(w[i].scales));
-        const __m512i sc = _mm512_castsi256_si512(sc16);
-        /* -32 offset: 32 * sum(scale_g * bsum_g) */
-        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[i].bsums), sc16), 5);
-        __m512i s0 = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), off));
-        __m512i s1 = _mm512_setzero_si512(), pk = pk0;
-        s0 = _mm512_inserti64x4(s0, _mm256_setzero_si256(), 1);
+        const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(QM__LD128(w[i].scales)));
+        __m512i s0 = _mm512_setzero_si512(), s1 = s0, pk = pk0;
         for (half = 0; half < 2; half++) {
             const __m512i l = _mm512_loadu_si512(w[i].ql + 64 * half), h = QM__BCAST256(w[i].qh + 32 * half);
             const int8_t *q8 = a[i].qs + 128 * half;
             const __m512i qa = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_sllv_epi16(_mm512_and_si512(h, hm_a), hs_a));
             const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
                                                _mm512_srlv_epi16(_mm512_and_si512(h, hm_b), hs_b));
-            s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(qa, _mm512_loadu_si512(q8)), _mm512_permutexvar_epi16(pk, sc));
+            const __m512i xa = _mm512_loadu_si512(q8), xb = _mm512_loadu_si512(q8 + 64);
+            /* (q - 32) a per pair, in int16 */
+            s0 = qm__dpwssd512(s0, _mm512_sub_epi16(_mm512_maddubs_epi16(qa, xa), _mm512_maddubs_epi16(m32, xa)),
+                               _mm512_permutexvar_epi16(pk, sc));
             pk = _mm512_add_epi16(pk, four);
-            s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(qb, _mm512_loadu_si512(q8 + 64)), _mm512_permutexvar_epi16(pk, sc));
+            s1 = qm__dpwssd512(s1, _mm512_sub_epi16(_mm512_maddubs_epi16(qb, xb), _mm512_maddubs_epi16(m32, xb)),
+                               _mm512_permutexvar_epi16(pk, sc));
             pk = _mm512_add_epi16(pk, four);
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(qm__q6k_lanes8(_mm512_add_epi32(s0, s1))), acc);
     }
-    return _mm512_reduce_add_ps(acc);
+    return qm__hsum_ps256(acc);
 }
 
 /* Q4_K against 4 activation rows at once: the weights are decoded once per super-block
@@ -4297,6 +4326,207 @@ static void qm__dot4_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx,
     }
     for (t = 0; t < 4; t++) out[t] = _mm512_reduce_add_ps(acc[t]) - qm__hsum_ps256(accm[t]);
 }
+
+#if defined(__AVX512VNNI__)
+/* Q4_K prefill for T >= QM__Q4R_MIN_T tokens, with 16 weight rows in the vector lanes. A tile of
+   16 rows x one 256-quant block is decoded once (gathers across the rows, then the nibbles
+   split) into 64 vectors: lane r of q[8 j + c] holds quants 32 j + 4 c .. + 3 of row r, as
+   unsigned bytes. Each token then broadcasts 4 of its Q8_K bytes at a time against them
+   (dpbusd), one instruction per 4 x 16 multiply-adds and nothing to decode per token, where
+   the kernel above spends its shuffles and madds on every token. Sums per row and block:
+   isum = sum_j sc_j * (q . a over sub-block j), exact in int32; the mins' term
+   sum_j m_j * (the token's sum over sub-block j) comes from the Q8_K bsums by dpwssd. Then
+   y += d_t d isum - d_t dmin imin, per block, in float; y holds the running sum between
+   blocks (stored and reloaded, so the order is the same as in registers). */
+#define QM__Q4R_TOK 64   /* tokens per pass over the decoded tiles of 16 rows */
+#define QM__Q4R_MIN_T 2  /* from 2 tokens on it beats the 8-token kernel below (bench-kernels) */
+typedef struct qm__q4r_tile {
+    __m512i q[64];             /* sub-block j, 4-byte group c: q[8 j + c] */
+    __m512i sc[8];             /* sub-block scales, int32 per row */
+    __m512i mm[8];             /* sub-block mins, m | m << 16 (both int16 halves) */
+    __m512 d, dmin;
+    __m512i isum[QM__Q4R_TOK]; /* per token of the pass: sum_j sc_j (q . a)_j, this sub-block pair */
+    __m512i iblk[QM__Q4R_TOK]; /* the same, this block */
+    __m512 acc[QM__Q4R_TOK], accm[QM__Q4R_TOK]; /* per token: sum of d_t d isum, of d_t dmin imin */
+} qm__q4r_tile;
+
+/* v[i] lane j <- v[j] lane i, for 16 x 16 int32 */
+static QM__INLINE void qm__transpose16_epi32(__m512i *v) {
+    __m512i t[16];
+    int i, k;
+    for (i = 0; i < 8; i++) { /* lane 4 L + k of t[2 i], t[2 i + 1]: rows 2 i, 2 i + 1 interleaved */
+        t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (i = 0; i < 4; i++) { /* 128-bit lane L of v[4 i + k]: element 4 L + k of rows 4 i .. 4 i + 3 */
+        v[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        v[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        v[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        v[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (k = 0; k < 4; k++) { /* gather the 128-bit lanes: element 4 L + k from the four row groups */
+        const __m512i a0 = _mm512_shuffle_i32x4(v[k], v[4 + k], 0x88), a1 = _mm512_shuffle_i32x4(v[k], v[4 + k], 0xdd);
+        const __m512i b0 = _mm512_shuffle_i32x4(v[8 + k], v[12 + k], 0x88), b1 = _mm512_shuffle_i32x4(v[8 + k], v[12 + k], 0xdd);
+        t[k] = _mm512_shuffle_i32x4(a0, b0, 0x88);
+        t[8 + k] = _mm512_shuffle_i32x4(a0, b0, 0xdd);
+        t[4 + k] = _mm512_shuffle_i32x4(a1, b1, 0x88);
+        t[12 + k] = _mm512_shuffle_i32x4(a1, b1, 0xdd);
+    }
+    for (i = 0; i < 16; i++) v[i] = t[i];
+}
+
+/* blk: block b of the tile's first row; the other 15 rows follow row_bytes apart */
+static void qm__q4r_decode(const uint8_t *blk, size_t row_bytes, qm__q4r_tile *o) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(QM__CAST(int, row_bytes)));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), m2 = _mm512_set1_epi8(0x03);
+    const __m512i ff = _mm512_set1_epi32(0xff);
+    const __m512i dd = _mm512_i32gather_epi32(idx, blk, 1);          /* d | dmin << 16 */
+    const __m512i u0 = _mm512_i32gather_epi32(idx, blk + 4, 1);      /* the 12 scale bytes */
+    const __m512i u1 = _mm512_i32gather_epi32(idx, blk + 8, 1);
+    const __m512i u2 = _mm512_i32gather_epi32(idx, blk + 12, 1);
+    /* qm__k4_unpack, 16 rows at once: 4 scales or mins per int32 */
+    const __m512i s03 = _mm512_and_si512(u0, m6), m03 = _mm512_and_si512(u1, m6);
+    const __m512i s47 = _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 6), m2), 4));
+    const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4),
+                                        _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 6), m2), 4));
+    int j, g, h;
+    for (j = 0; j < 4; j++) {
+        const __m512i mlo = _mm512_and_si512(_mm512_srli_epi32(m03, 8 * j), ff);
+        const __m512i mhi = _mm512_and_si512(_mm512_srli_epi32(m47, 8 * j), ff);
+        o->sc[j] = _mm512_and_si512(_mm512_srli_epi32(s03, 8 * j), ff);
+        o->sc[j + 4] = _mm512_and_si512(_mm512_srli_epi32(s47, 8 * j), ff);
+        o->mm[j] = _mm512_or_si512(mlo, _mm512_slli_epi32(mlo, 16));
+        o->mm[j + 4] = _mm512_or_si512(mhi, _mm512_slli_epi32(mhi, 16));
+    }
+    o->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    o->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    /* qs, 64 bytes of each row at a time, transposed: packed 4-byte group g = 16 h + c of
+       every row; its low nibbles are sub-block 2 (g / 8), its high ones 2 (g / 8) + 1 */
+    for (h = 0; h < 2; h++) {
+        __m512i v[16];
+        for (g = 0; g < 16; g++) v[g] = _mm512_loadu_si512(blk + row_bytes * QM__CAST(size_t, g) + 16 + 64 * h);
+        qm__transpose16_epi32(v);
+        for (g = 16 * h; g < 16 * h + 16; g++) {
+            o->q[16 * (g / 8) + g % 8] = _mm512_and_si512(v[g - 16 * h], m4);
+            o->q[16 * (g / 8) + 8 + g % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g - 16 * h], 4), m4);
+        }
+    }
+}
+
+/* 4 bytes at p, in every lane (memcpy: p may point into int8 or int16 arrays) */
+static QM__INLINE __m512i qm__bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+#define QM__BCAST32(p) qm__bcast32(p)
+/* GCC 12 reloads the tile's vectors from memory before every dpbusd rather than keep them
+   in registers (there are enough); an empty asm that "changes" a value pins it to one. */
+#if defined(__GNUC__)
+#define QM__IN_REG(x) __asm__("" : "+v"(x))
+#else
+#define QM__IN_REG(x) ((void)0)
+#endif
+
+/* rows r0..r1-1 (a multiple of 16 of them) x T tokens. The sums go in llama.cpp's order,
+   so that our results are its results bit for bit where the inputs are: tokens ng.. as its
+   repacked Q4_K gemv does them (per block: the block's exact integer sum, one fma into a
+   running sum, one into a running sum of the mins' terms, their difference at the end; its
+   MoE layers and decode run this), tokens ..ng-1 as its gemm (which it runs on the rows of a
+   dense product in groups of 4, the rest through the gemv): the same, per 64-quant sub-block
+   pair instead of per block. */
+static QM__NOINLINE void qm__mm_q4_K_r16(int64_t n, const uint8_t *wb, size_t row_bytes, int64_t r0, int64_t r1,
+                                         const uint8_t *xb, size_t act_stride, int T, int ng, float *y, int64_t ldy) {
+    const int64_t nb = n / QM__QK_K;
+    qm__q4r_tile tl;
+    int64_t r, b;
+    int tc, t, j;
+    for (r = r0; r + 16 <= r1; r += 16) {
+        for (tc = 0; tc < T; tc += QM__Q4R_TOK) {
+            const int nt = T - tc < QM__Q4R_TOK ? T - tc : QM__Q4R_TOK;
+            const int ngc = ng - tc < 0 ? 0 : ng - tc < nt ? ng - tc : nt; /* gemm-order tokens of the pass */
+            const uint8_t *a0 = xb + act_stride * QM__CAST(size_t, tc);
+            for (b = 0; b < nb; b++) {
+                const uint8_t *ab = a0 + sizeof(qm__block_q8_K) * QM__CAST(size_t, b);
+                /* the tile two blocks on (or the next rows' first blocks): 16 rows far apart
+                   defeat the hardware prefetcher, and a missed gather waits for DRAM */
+                const int64_t pb = b + 2 < nb ? b + 2 : b + 2 - nb, pr = b + 2 < nb ? r : r + 16;
+                if (pr + 16 <= r1 && pb < nb) {
+                    const char *pf = QM__PTR(const char *, wb + row_bytes * QM__CAST(size_t, pr) + sizeof(qm__block_q4_K) * QM__CAST(size_t, pb));
+                    int k;
+                    for (k = 0; k < 16; k++, pf += row_bytes) {
+                        _mm_prefetch(pf, _MM_HINT_T0);
+                        _mm_prefetch(pf + 64, _MM_HINT_T0);
+                        _mm_prefetch(pf + 143, _MM_HINT_T0);
+                    }
+                }
+                qm__q4r_decode(wb + row_bytes * QM__CAST(size_t, r) + sizeof(qm__block_q4_K) * QM__CAST(size_t, b), row_bytes, &tl);
+                for (j = 0; j < 8; j++) {
+                    __m512i w0 = tl.q[8 * j], w1 = tl.q[8 * j + 1], w2 = tl.q[8 * j + 2], w3 = tl.q[8 * j + 3];
+                    __m512i w4 = tl.q[8 * j + 4], w5 = tl.q[8 * j + 5], w6 = tl.q[8 * j + 6], w7 = tl.q[8 * j + 7];
+                    const __m512i sc = tl.sc[j];
+                    QM__IN_REG(w0); QM__IN_REG(w1); QM__IN_REG(w2); QM__IN_REG(w3);
+                    QM__IN_REG(w4); QM__IN_REG(w5); QM__IN_REG(w6); QM__IN_REG(w7);
+                    for (t = 0; t < nt; t++) {
+                        const int8_t *q8 = QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t))->qs + 32 * j;
+                        /* two chains of four, so that more tokens' sums are in flight at once */
+                        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, QM__BCAST32(q8));
+                        __m512i p2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, QM__BCAST32(q8 + 4));
+                        p = _mm512_dpbusd_epi32(p, w2, QM__BCAST32(q8 + 8));
+                        p2 = _mm512_dpbusd_epi32(p2, w3, QM__BCAST32(q8 + 12));
+                        p = _mm512_dpbusd_epi32(p, w4, QM__BCAST32(q8 + 16));
+                        p2 = _mm512_dpbusd_epi32(p2, w5, QM__BCAST32(q8 + 20));
+                        p = _mm512_dpbusd_epi32(p, w6, QM__BCAST32(q8 + 24));
+                        p2 = _mm512_dpbusd_epi32(p2, w7, QM__BCAST32(q8 + 28));
+                        p = _mm512_mullo_epi32(_mm512_add_epi32(p, p2), sc);
+                        if (!(j & 1)) {
+                            tl.isum[t] = p;
+                        } else if (t < ngc) { /* gemm order: one fma per sub-block pair */
+                            const __m512 ds = _mm512_mul_ps(tl.d, _mm512_set1_ps(QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t))->d));
+                            const __m512 pf = _mm512_cvtepi32_ps(_mm512_add_epi32(tl.isum[t], p));
+                            tl.acc[t] = _mm512_fmadd_ps(pf, ds, b || j > 1 ? tl.acc[t] : _mm512_setzero_ps());
+                        } else {
+                            p = _mm512_add_epi32(tl.isum[t], p);
+                            tl.iblk[t] = j > 1 ? _mm512_add_epi32(tl.iblk[t], p) : p;
+                        }
+                    }
+                }
+                {
+                    const __m512i n0 = tl.mm[0], n1 = tl.mm[1], n2 = tl.mm[2], n3 = tl.mm[3];
+                    const __m512i n4 = tl.mm[4], n5 = tl.mm[5], n6 = tl.mm[6], n7 = tl.mm[7];
+                    for (t = 0; t < nt; t++) {
+                        const qm__block_q8_K *a = QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t));
+                        const __m512 dt = _mm512_set1_ps(a->d), dm = _mm512_mul_ps(tl.dmin, dt);
+                        /* bsums hold 16-quant sums: m_j pairs with bsums 2 j and 2 j + 1 */
+                        __m512i im0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n0, QM__BCAST32(a->bsums));
+                        __m512i im1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n2, QM__BCAST32(a->bsums + 4));
+                        __m512i im2 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n4, QM__BCAST32(a->bsums + 8));
+                        __m512i im3 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n6, QM__BCAST32(a->bsums + 12));
+                        __m512 fm = b ? tl.accm[t] : _mm512_setzero_ps();
+                        im0 = _mm512_dpwssd_epi32(im0, n1, QM__BCAST32(a->bsums + 2));
+                        im1 = _mm512_dpwssd_epi32(im1, n3, QM__BCAST32(a->bsums + 6));
+                        im2 = _mm512_dpwssd_epi32(im2, n5, QM__BCAST32(a->bsums + 10));
+                        im3 = _mm512_dpwssd_epi32(im3, n7, QM__BCAST32(a->bsums + 14));
+                        if (t < ngc) { /* gemm order: per sub-block pair */
+                            fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im0), dm, fm);
+                            fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im1), dm, fm);
+                            fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im2), dm, fm);
+                            fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im3), dm, fm);
+                        } else { /* gemv order: per block */
+                            const __m512i im = _mm512_add_epi32(_mm512_add_epi32(im0, im1), _mm512_add_epi32(im2, im3));
+                            fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im), dm, fm);
+                            tl.acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tl.iblk[t]), _mm512_mul_ps(tl.d, dt), b ? tl.acc[t] : _mm512_setzero_ps());
+                        }
+                        tl.accm[t] = fm;
+                    }
+                }
+            }
+            for (t = 0; t < nt; t++) _mm512_storeu_ps(y + QM__CAST(int64_t, tc + t) * ldy + r, _mm512_sub_ps(tl.acc[t], tl.accm[t]));
+        }
+    }
+}
+#endif
 
 /* Q4_K prefill: rows r0..r1-1 against T >= 2 activation rows, 8 tokens per decoded weight
    block. The 4-token kernel above decodes the nibbles and scales for every 4 tokens and keeps
@@ -4360,7 +4590,7 @@ static QM__INLINE __m512 qm__q4k_mins(__m512 acc, const float *mw, const float *
 }
 
 static int qm__mm_q4_K_avx512(int64_t n, const uint8_t *wb, size_t row_bytes, int64_t r0, int64_t r1,
-                              const uint8_t *xb, size_t act_stride, int T, float *y, int64_t ldy) {
+                              const uint8_t *xb, size_t act_stride, int T, int ng, float *y, int64_t ldy) {
     const int64_t nb = n / QM__QK_K;
     const __m256i ones16 = _mm256_set1_epi16(1);
     float bsf[QM__MMK_TOK][QM__MMK_MAXNB * 8];
@@ -4370,6 +4600,15 @@ static int qm__mm_q4_K_avx512(int64_t n, const uint8_t *wb, size_t row_bytes, in
     int64_t rb, r, i;
     int tc, t;
     if (nb > QM__MMK_MAXNB) return 0;
+#if defined(__AVX512VNNI__)
+    if (T >= QM__Q4R_MIN_T) {
+        const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
+        qm__mm_q4_K_r16(n, wb, row_bytes, r0, r16, xb, act_stride, T, ng, y, ldy);
+        r0 = r16; /* the last rows, fewer than 16, below */
+    }
+#else
+    (void)ng;
+#endif
     for (rb = r0; rb < r1; rb += 32) {
         const int64_t re = rb + 32 < r1 ? rb + 32 : r1;
         for (tc = 0; tc < T; tc += QM__MMK_TOK) {
@@ -4598,17 +4837,16 @@ static void qm__dot4_q6_K_q8_K_avx512(int64_t n, const void *vw, const void *vx,
     const __m512i hs_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
     const __m512i pk0 = _mm512_setr_epi64(0x0000000000000000ll, 0x0000000000000000ll, 0x0001000100010001ll, 0x0001000100010001ll,
                                           0x0002000200020002ll, 0x0002000200020002ll, 0x0003000300030003ll, 0x0003000300030003ll);
-    const __m512i four = _mm512_set1_epi16(4);
-    __m512 acc[4];
+    const __m512i four = _mm512_set1_epi16(4), m32 = _mm512_set1_epi8(32);
+    __m256 acc[4];
     int t, half;
     for (t = 0; t < 4; t++) {
         a[t] = QM__PTR(const qm__block_q8_K *, QM__CAST(const uint8_t *, vx) + qx_stride * QM__CAST(size_t, t));
-        acc[t] = _mm512_setzero_ps();
+        acc[t] = _mm256_setzero_ps();
     }
     for (i = 0; i < nb; i++) {
         const float dw = qm__h2f(w[i].d);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(QM__LD128(w[i].scales));
-        const __m512i sc = _mm512_castsi256_si512(sc16);
+        const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(QM__LD128(w[i].scales)));
         __m512i q[4], c[4], pk = pk0;
         for (half = 0; half < 2; half++) {
             const __m512i l = _mm512_loadu_si512(w[i].ql + 64 * half), h = QM__BCAST256(w[i].qh + 32 * half);
@@ -4622,16 +4860,16 @@ static void qm__dot4_q6_K_q8_K_avx512(int64_t n, const void *vw, const void *vx,
         }
         for (t = 0; t < 4; t++) {
             const int8_t *q8 = a[t][i].qs;
-            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(QM__LD256(a[t][i].bsums), sc16), 5);
-            __m512i s0 = _mm512_madd_epi16(_mm512_maddubs_epi16(q[0], _mm512_loadu_si512(q8)), c[0]);
-            __m512i s1 = _mm512_madd_epi16(_mm512_maddubs_epi16(q[1], _mm512_loadu_si512(q8 + 64)), c[1]);
-            s0 = qm__dpwssd512(s0, _mm512_maddubs_epi16(q[2], _mm512_loadu_si512(q8 + 128)), c[2]);
-            s1 = qm__dpwssd512(s1, _mm512_maddubs_epi16(q[3], _mm512_loadu_si512(q8 + 192)), c[3]);
-            s0 = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_inserti64x4(_mm512_setzero_si512(), off, 0));
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(a[t][i].d * dw), _mm512_cvtepi32_ps(s0), acc[t]);
+            const __m512i x0 = _mm512_loadu_si512(q8), x1 = _mm512_loadu_si512(q8 + 64);
+            const __m512i x2 = _mm512_loadu_si512(q8 + 128), x3 = _mm512_loadu_si512(q8 + 192);
+            __m512i s0 = _mm512_madd_epi16(_mm512_sub_epi16(_mm512_maddubs_epi16(q[0], x0), _mm512_maddubs_epi16(m32, x0)), c[0]);
+            __m512i s1 = _mm512_madd_epi16(_mm512_sub_epi16(_mm512_maddubs_epi16(q[1], x1), _mm512_maddubs_epi16(m32, x1)), c[1]);
+            s0 = qm__dpwssd512(s0, _mm512_sub_epi16(_mm512_maddubs_epi16(q[2], x2), _mm512_maddubs_epi16(m32, x2)), c[2]);
+            s1 = qm__dpwssd512(s1, _mm512_sub_epi16(_mm512_maddubs_epi16(q[3], x3), _mm512_maddubs_epi16(m32, x3)), c[3]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t][i].d * dw), _mm256_cvtepi32_ps(qm__q6k_lanes8(_mm512_add_epi32(s0, s1))), acc[t]);
         }
     }
-    for (t = 0; t < 4; t++) out[t] = _mm512_reduce_add_ps(acc[t]);
+    for (t = 0; t < 4; t++) out[t] = qm__hsum_ps256(acc[t]);
 }
 
 #endif /* QM__AVX512 */
@@ -5296,12 +5534,13 @@ static QM__MAYBE_UNUSED void qm__vec_dot_ntok(int wtype, int64_t n, const void *
 /* The matrix product for rows r0..r1-1 of a weight matrix (rows row_bytes apart from w) and
    T quantized activation rows (act_stride bytes apart from qx, see qm__act_row_bytes):
    y[t * ldy + r] = row r . activation row t. For T > 1, Q4_K and Q8_0 on AVX-512 go to their
-   prefill kernels (blocks of 32 rows, 8 tokens per decoded weight block); the other types go
+   prefill kernels (Q4_K: tiles of 16 rows; Q8_0: blocks of 32 rows, 8 tokens per weight
+   load; ng: see qm__mm_q4_K_r16); the other types go
    in blocks of 16 rows and groups of 4 tokens (4-token kernels where there are some), so that
    a block of weight rows stays in cache while every token passes over it and each decoded
    weight block serves several tokens. Threads split [r0, r1) among themselves. */
-static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
-                                             const void *qx, size_t act_stride, int T, float *y, int64_t ldy) {
+static QM__MAYBE_UNUSED void qm__matmul_rows_ng(int wtype, int64_t n, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                                const void *qx, size_t act_stride, int T, int ng, float *y, int64_t ldy) {
     qm__vec_dot_fn f = qm__vec_dot_for(wtype);
     qm__vec_dot4_fn f4 = qm__vec_dot4_for(wtype);
     const uint8_t *wb = QM__CAST(const uint8_t *, w), *xb = QM__CAST(const uint8_t *, qx);
@@ -5313,8 +5552,10 @@ static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w
         return;
     }
 #if defined(QM__AVX512)
-    if (wtype == QM_TYPE_Q4_K && qm__mm_q4_K_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, y, ldy)) return;
+    if (wtype == QM_TYPE_Q4_K && qm__mm_q4_K_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, ng, y, ldy)) return;
     if (wtype == QM_TYPE_Q8_0 && qm__mm_q8_0_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, y, ldy)) return;
+#else
+    (void)ng;
 #endif
     for (rb = r0; rb < r1; rb += 16) {
         const int64_t re = rb + 16 < r1 ? rb + 16 : r1;
@@ -5337,6 +5578,12 @@ static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w
             for (r = rb; r < re; r++) y[t * ldy + r] = f(n, wb + row_bytes * QM__CAST(size_t, r), xt);
         }
     }
+}
+
+/* qm__matmul_rows_ng with ng = 0: every token in the order of a single-row product */
+static QM__MAYBE_UNUSED void qm__matmul_rows(int wtype, int64_t n, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                             const void *qx, size_t act_stride, int T, float *y, int64_t ldy) {
+    qm__matmul_rows_ng(wtype, n, w, row_bytes, r0, r1, qx, act_stride, T, 0, y, ldy);
 }
 
 /* nrows consecutive weight rows, row_stride bytes apart, each . the same activation row. */
@@ -5603,6 +5850,10 @@ typedef struct qm__weight {
     const char *name;       /* for messages */
 } qm__weight;
 
+/* A dense product's tokens (not an expert's) that llama.cpp runs through its batched kernel
+   (groups of 4, the rest one by one): see qm__mm_q4_K_r16. */
+#define QM__DENSE_NG(T) ((T) >= 4 ? (T) - (T) % 4 : 0)
+
 typedef struct qm__matmul_job {
     const qm__weight *w;
     int expert;
@@ -5621,7 +5872,7 @@ static void qm__matmul_task(void *arg, int ith, int nth) {
     const uint8_t *base = w->data + QM__CAST(size_t, j->expert) * QM__CAST(size_t, w->ne1) * w->row_bytes;
     if (r1 > rows) r1 = rows;
     if (r0 >= r1) return;
-    qm__matmul_rows(w->type, w->ne0, base, w->row_bytes, r0, r1, j->qx, j->act_stride, j->T, j->y, j->ldy);
+    qm__matmul_rows_ng(w->type, w->ne0, base, w->row_bytes, r0, r1, j->qx, j->act_stride, j->T, QM__DENSE_NG(j->T), j->y, j->ldy);
 }
 
 /* Y[t][r] = W[expert] row r . X[t] for T tokens. The activations are quantized once (to
@@ -5661,6 +5912,7 @@ typedef struct qm__mm_item {
     int T;
     float *y;              /* row r of W goes to column r of T rows, ldy apart */
     int64_t ldy;
+    int dense;             /* a dense product (q, k, v), not an expert's: QM__DENSE_NG */
 } qm__mm_item;
 
 typedef struct qm__mm_multi {
@@ -5700,8 +5952,8 @@ static void qm__mm_multi_task(void *arg, int ith, int nth) {
             }
         }
         if (run0 >= 0)
-            qm__matmul_rows(w->type, w->ne0, w->data + QM__CAST(size_t, it->expert) * QM__CAST(size_t, w->ne1) * w->row_bytes,
-                            w->row_bytes, run0, run1, it->qx, it->stride, it->T, it->y, it->ldy);
+            qm__matmul_rows_ng(w->type, w->ne0, w->data + QM__CAST(size_t, it->expert) * QM__CAST(size_t, w->ne1) * w->row_bytes,
+                               w->row_bytes, run0, run1, it->qx, it->stride, it->T, it->dense ? QM__DENSE_NG(it->T) : 0, it->y, it->ldy);
     }
 }
 
@@ -6410,7 +6662,7 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
             first[n_items / 2] = start;
             items[n_items].w = &L->gate_exps; items[n_items].expert = e;
             items[n_items].qx = xq + (size_t)start * qs; items[n_items].stride = qs; items[n_items].T = n - start;
-            items[n_items].y = c->ff_gate + (size_t)start * ff; items[n_items].ldy = ff;
+            items[n_items].y = c->ff_gate + (size_t)start * ff; items[n_items].ldy = ff; items[n_items].dense = 0;
             items[n_items + 1] = items[n_items];
             items[n_items + 1].w = &L->up_exps;
             items[n_items + 1].y = c->ff_up + (size_t)start * ff;
@@ -6482,7 +6734,7 @@ static void qm__qkv(qm_context *c, const qm__layer *L, int T) {
         }
         it[i].w = ws[i]; it[i].expert = 0; it[i].qx = q + offs[i];
         it[i].stride = qm__act_row_bytes(ws[i]->type, hp->n_embd); it[i].T = T;
-        it[i].y = ys[i]; it[i].ldy = lds[i];
+        it[i].y = ys[i]; it[i].ldy = lds[i]; it[i].dense = 1;
     }
     qm__matmul_multi(&c->pool, it, 3);
 }

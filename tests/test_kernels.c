@@ -14,6 +14,7 @@
    overread or an aligned load shows up under AddressSanitizer or as a crash. */
 #define QWENMOE_IMPLEMENTATION
 #include "qwenmoe.h"
+#include <math.h>
 #include "tests/qmtest.h"
 
 /* ---- random numbers (no libm) ---------------------------------------------------------- */
@@ -528,6 +529,94 @@ static void test_tokens(void) {
     }
 }
 
+/* Q4_K in llama.cpp's summation order, bit for bit (see qm__mm_q4_K_r16): per block the exact
+   integer sums, then fmaf into a running sum and a running sum of the mins' terms - once per
+   block (its gemv: decode, MoE tokens) or once per 64-quant sub-block pair (its gemm: the
+   first T - T % 4 tokens of a dense product). The expected values are written out here in
+   scalar C; the single-token kernel and qm__matmul_rows_ng (16-row tiles, 64-token passes,
+   tail rows) must give exactly them. */
+#if defined(QM__AVX512) && defined(__AVX512VNNI__)
+static float q4k_order_ref(const qm__block_q4_K *w, const qm__block_q8_K *a, int64_t nb, int per_pair) {
+    float acc = 0.0f, accm = 0.0f;
+    int64_t b;
+    for (b = 0; b < nb; b++) {
+        uint8_t sm[16];
+        const float d = qm__h2f(w[b].d) * a[b].d, dmin = qm__h2f(w[b].dmin) * a[b].d;
+        int32_t blk = 0, blkm = 0;
+        int sb, j, e;
+        qm__k4_unpack(w[b].scales, sm);
+        for (sb = 0; sb < 4; sb++) {
+            int32_t pair = 0, pairm = 0;
+            for (j = 2 * sb; j < 2 * sb + 2; j++) {
+                int32_t s = 0;
+                for (e = 0; e < 32; e++) s += ((w[b].qs[32 * (j / 2) + e] >> (4 * (j & 1))) & 15) * a[b].qs[32 * j + e];
+                pair += sm[j] * s;
+                pairm += sm[8 + j] * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+            }
+            if (per_pair) {
+                acc = fmaf((float)pair, d, acc);
+                accm = fmaf((float)pairm, dmin, accm);
+            }
+            blk += pair;
+            blkm += pairm;
+        }
+        if (!per_pair) {
+            acc = fmaf((float)blk, d, acc);
+            accm = fmaf((float)blkm, dmin, accm);
+        }
+    }
+    return acc - accm;
+}
+#endif
+
+static void test_q4k_order(void) {
+    const int64_t n = 1024, nb = n / QM__QK_K;
+    const int rows = 40, T = 70, ldy = 40; /* 2 tiles of 16 + 8 tail rows; a pass of 64 + 6 tokens */
+    static const int ngs[] = {0, 68, 4};
+    const size_t rb = qm_type_row_bytes(QM_TYPE_Q4_K, n), ab = qm__act_row_bytes(QM_TYPE_Q4_K, n);
+    float *wf = (float *)malloc(sizeof(float) * (size_t)(n * rows)), *x = (float *)malloc(sizeof(float) * (size_t)n);
+    float *y = (float *)malloc(sizeof(float) * (size_t)(ldy * T));
+    buf wq = buf_alloc(rb * rows, 2), qa = buf_alloc(ab * T, 0);
+    int r, t, k, bad1 = 0;
+    make_weights(wf, n * rows, W_SHIFTED);
+    qm_quantize_row(QM_TYPE_Q4_K, wf, wq.p, n * rows);
+    for (t = 0; t < T; t++) {
+        make_act(x, n, t % 3 ? ACT_GAUSS : ACT_OUTLIER);
+        qm__quantize_act(QM_TYPE_Q4_K, x, (uint8_t *)qa.p + ab * (size_t)t, n);
+    }
+#if defined(QM__AVX512) && defined(__AVX512VNNI__)
+    /* the single-token kernel: llama.cpp's gemv order */
+    for (r = 0; r < rows; r++)
+        for (t = 0; t < T; t += 7) {
+            const qm__block_q4_K *w = (const qm__block_q4_K *)(const void *)((const uint8_t *)wq.p + rb * (size_t)r);
+            const qm__block_q8_K *a = (const qm__block_q8_K *)(const void *)((const uint8_t *)qa.p + ab * (size_t)t);
+            if (qm__vec_dot_for(QM_TYPE_Q4_K)(n, w, a) != q4k_order_ref(w, a, nb, 0)) bad1++;
+        }
+    CHECK(bad1 == 0, "q4_K single-token dot: %d results differ from llama.cpp's gemv order", bad1);
+    for (k = 0; k < (int)(sizeof(ngs) / sizeof(ngs[0])); k++) {
+        const int ng = ngs[k];
+        int bad = 0;
+        for (r = 0; r < ldy * T; r++) y[r] = -12345.0f;
+        qm__matmul_rows_ng(QM_TYPE_Q4_K, n, wq.p, rb, 0, 32, qa.p, ab, T, ng, y, ldy);
+        for (t = 0; t < T; t++)
+            for (r = 0; r < ldy; r++) {
+                const qm__block_q4_K *w = (const qm__block_q4_K *)(const void *)((const uint8_t *)wq.p + rb * (size_t)r);
+                const qm__block_q8_K *a = (const qm__block_q8_K *)(const void *)((const uint8_t *)qa.p + ab * (size_t)t);
+                if (r < 32) {
+                    if (y[t * ldy + r] != q4k_order_ref(w, a, nb, t < ng)) bad++;
+                } else if (y[t * ldy + r] != -12345.0f) {
+                    bad++;
+                }
+            }
+        CHECK(bad == 0, "q4_K matmul_rows_ng T=%d ng=%d: %d outputs differ from llama.cpp's order (or stray)", T, ng, bad);
+    }
+#else
+    (void)bad1; (void)ngs; (void)k; (void)r; (void)y; (void)nb; (void)ldy;
+    printf("skip q4_K summation order: the llama.cpp-order kernels need AVX-512 VNNI\n");
+#endif
+    free(wf); free(x); free(y); free(wq.base); free(qa.base);
+}
+
 /* qm__vexpf and qm__swiglu: the same bits as the scalar qm__expf and formula, on a sweep,
    random values, the lengths 0..40 (vector bodies and tails) and the edges */
 static void test_vexp(void) {
@@ -574,6 +663,7 @@ int main(void) {
     test_random();
     test_multi();
     test_tokens();
+    test_q4k_order();
     test_vexp();
     return qmtest_summary("kernels");
 }
