@@ -46,10 +46,11 @@ $(B)/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -DQWENMOE_NO_SIMD -I. $< -o $@ $(LDLIBS) -lm
 $(B)/asan/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)
 	$(CC) $(WARN) -O1 -g -DQWENMOE_NO_SIMD -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
+# with $(ARCH): the SIMD kernels run under the sanitizers too (the nosimd build covers the C ones)
 $(B)/asan/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)
-	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
+	$(CC) $(WARN) $(ARCH) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
 $(B)/asan/qwenmoe-%: tools/%.c $(HDR) | $(B)
-	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -ldl -lm
+	$(CC) $(WARN) $(ARCH) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -ldl -lm
 
 # the test models, written by our own writer
 MODELS = $(B)/models/tiny.gguf $(B)/models/tiny-tok.gguf $(B)/models/tiny-q8.gguf \

@@ -5721,6 +5721,42 @@ static void qm__axpy_f16(float *out, float w, const uint16_t *v, int n) {
     for (; i < n; i++) out[i] += w * qm__h2f(v[i]);
 }
 
+/* out[i] = sum over p of w[p] * v_p[i] (v_p: n_kv f16 rows, stride apart), each element one fma
+   after another in p order, as qm__axpy_f16 does it - so the bits are the same; with AVX-512
+   16 elements at a time stay in a register over all the rows. */
+static void qm__pv_f16(float *out, const float *w, const uint16_t *v, size_t stride, int n_kv, int hd) {
+    int i, p;
+#if defined(QM__AVX512)
+    if (hd % 16 == 0) {
+        /* 64 elements per pass over the rows: four independent fma chains */
+        for (i = 0; i + 64 <= hd; i += 64) {
+            const uint16_t *vp = v + i;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (p = 0; p < n_kv; p++, vp += stride) {
+                const __m512 wp = _mm512_set1_ps(w[p]);
+                a0 = _mm512_fmadd_ps(wp, _mm512_cvtph_ps(QM__LD256(vp)), a0);
+                a1 = _mm512_fmadd_ps(wp, _mm512_cvtph_ps(QM__LD256(vp + 16)), a1);
+                a2 = _mm512_fmadd_ps(wp, _mm512_cvtph_ps(QM__LD256(vp + 32)), a2);
+                a3 = _mm512_fmadd_ps(wp, _mm512_cvtph_ps(QM__LD256(vp + 48)), a3);
+            }
+            _mm512_storeu_ps(out + i, a0);
+            _mm512_storeu_ps(out + i + 16, a1);
+            _mm512_storeu_ps(out + i + 32, a2);
+            _mm512_storeu_ps(out + i + 48, a3);
+        }
+        for (; i < hd; i += 16) {
+            const uint16_t *vp = v + i;
+            __m512 acc = _mm512_setzero_ps();
+            for (p = 0; p < n_kv; p++, vp += stride) acc = _mm512_fmadd_ps(_mm512_set1_ps(w[p]), _mm512_cvtph_ps(QM__LD256(vp)), acc);
+            _mm512_storeu_ps(out + i, acc);
+        }
+        return;
+    }
+#endif
+    for (i = 0; i < hd; i++) out[i] = 0.0f;
+    for (p = 0; p < n_kv; p++) qm__axpy_f16(out, w[p], v + stride * QM__CAST(size_t, p), hd);
+}
+
 /* ---- thread pool: one job at a time, every worker runs fn(arg, ith, nth) ---- */
 
 typedef void (*qm__task_fn)(void *arg, int ith, int nth);
@@ -6581,7 +6617,6 @@ static void qm__attn_task(void *arg, int ith, int nth) {
         }
         qm__vexpf(sc, sc, mx, n_kv);
         for (p = 0; p < n_kv; p++) sum += sc[p];
-        for (i = 0; i < hd; i++) out[i] = 0.0f;
         p = 0;
 #if defined(QM__X86)
         if (f16) /* the weights rounded to f16 as below, 8 at a time (F16C rounds to nearest even too) */
@@ -6593,13 +6628,13 @@ static void qm__attn_task(void *arg, int ith, int nth) {
             sc[p] = sc[p] / sum;
             if (f16) sc[p] = qm_fp16_to_fp32(qm_fp32_to_fp16(sc[p]));
         }
-        for (p = 0; p < n_kv; p++) {
-            size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * hd;
-            float wgt = sc[p];
-            if (f16) {
-                qm__axpy_f16(out, wgt, QM__CAST(const uint16_t *, c->v_cache) + off, hd);
-            } else {
-                const float *vr = QM__CAST(const float *, c->v_cache) + off;
+        if (f16) {
+            qm__pv_f16(out, sc, QM__CAST(const uint16_t *, c->v_cache) + layer_off + (size_t)kvh * hd, (size_t)kvd, n_kv, hd);
+        } else {
+            for (i = 0; i < hd; i++) out[i] = 0.0f;
+            for (p = 0; p < n_kv; p++) {
+                const float *vr = QM__CAST(const float *, c->v_cache) + layer_off + (size_t)p * kvd + (size_t)kvh * hd;
+                float wgt = sc[p];
                 for (i = 0; i < hd; i++) out[i] += wgt * vr[i];
             }
         }
