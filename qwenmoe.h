@@ -4421,6 +4421,18 @@ static QM__INLINE __m512i qm__bcast32(const void *p) {
     return _mm512_set1_epi32(v);
 }
 #define QM__BCAST32(p) qm__bcast32(p)
+/* acc + dpbusd(w, the 4 signed bytes at p in every lane). With GCC and clang it is one
+   instruction with an embedded broadcast: from the intrinsics GCC 12 makes a vpbroadcastd
+   for every dpbusd, and those extra micro-ops held the kernel at the front end's limit. */
+static QM__INLINE __m512i qm__dpbusd_bc(__m512i acc, __m512i w, const int8_t *p) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*QM__PTR(const char (*)[4], p)));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, w, qm__bcast32(p));
+#endif
+}
+
 /* GCC 12 reloads the tile's vectors from memory before every dpbusd rather than keep them
    in registers (there are enough); an empty asm that "changes" a value pins it to one. */
 #if defined(__GNUC__)
@@ -4471,14 +4483,14 @@ static QM__NOINLINE void qm__mm_q4_K_r16(int64_t n, const uint8_t *wb, size_t ro
                     for (t = 0; t < nt; t++) {
                         const int8_t *q8 = QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t))->qs + 32 * j;
                         /* two chains of four, so that more tokens' sums are in flight at once */
-                        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, QM__BCAST32(q8));
-                        __m512i p2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, QM__BCAST32(q8 + 4));
-                        p = _mm512_dpbusd_epi32(p, w2, QM__BCAST32(q8 + 8));
-                        p2 = _mm512_dpbusd_epi32(p2, w3, QM__BCAST32(q8 + 12));
-                        p = _mm512_dpbusd_epi32(p, w4, QM__BCAST32(q8 + 16));
-                        p2 = _mm512_dpbusd_epi32(p2, w5, QM__BCAST32(q8 + 20));
-                        p = _mm512_dpbusd_epi32(p, w6, QM__BCAST32(q8 + 24));
-                        p2 = _mm512_dpbusd_epi32(p2, w7, QM__BCAST32(q8 + 28));
+                        __m512i p = qm__dpbusd_bc(_mm512_setzero_si512(), w0, q8);
+                        __m512i p2 = qm__dpbusd_bc(_mm512_setzero_si512(), w1, q8 + 4);
+                        p = qm__dpbusd_bc(p, w2, q8 + 8);
+                        p2 = qm__dpbusd_bc(p2, w3, q8 + 12);
+                        p = qm__dpbusd_bc(p, w4, q8 + 16);
+                        p2 = qm__dpbusd_bc(p2, w5, q8 + 20);
+                        p = qm__dpbusd_bc(p, w6, q8 + 24);
+                        p2 = qm__dpbusd_bc(p2, w7, q8 + 28);
                         p = _mm512_mullo_epi32(_mm512_add_epi32(p, p2), sc);
                         if (!(j & 1)) {
                             tl.isum[t] = p;
