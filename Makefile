@@ -28,6 +28,8 @@ all: $(PROGS)
 
 $(B):
 	mkdir -p $(B) $(B)/models $(B)/asan
+$(B)/asan: | $(B)
+	mkdir -p $@
 
 $(B)/qwenmoe-%: tools/%.c $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< -o $@ $(LDLIBS) -ldl -lm
@@ -44,12 +46,12 @@ $(B)/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)
 # the portable scalar kernels, tested on every machine
 $(B)/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -DQWENMOE_NO_SIMD -I. $< -o $@ $(LDLIBS) -lm
-$(B)/asan/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)
+$(B)/asan/test_kernels_nosimd: tests/test_kernels.c tests/qmtest.h $(HDR) | $(B)/asan
 	$(CC) $(WARN) -O1 -g -DQWENMOE_NO_SIMD -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
 # with $(ARCH): the SIMD kernels run under the sanitizers too (the nosimd build covers the C ones)
-$(B)/asan/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)
+$(B)/asan/test_%: tests/test_%.c tests/qmtest.h $(HDR) | $(B)/asan
 	$(CC) $(WARN) $(ARCH) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -lm
-$(B)/asan/qwenmoe-%: tools/%.c $(HDR) | $(B)
+$(B)/asan/qwenmoe-%: tools/%.c $(HDR) | $(B)/asan
 	$(CC) $(WARN) $(ARCH) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I. $< -o $@ $(LDLIBS) -ldl -lm
 
 # the test models, written by our own writer
