@@ -2785,6 +2785,8 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
 /*      aarch64 NEON: 128-bit kernels, sdot with the dot-product extension               */
 /*           (-march=armv8.2-a+dotprod and later), an equivalent widening sequence else.  */
 /*  They add the same integers and differ from the plain kernels only by float rounding. */
+/*  On x86 the Q2_K/Q3_K/Q4_K/Q6_K kernels add their float terms in the order of          */
+/*  llama.cpp's own x86 kernels (see qm__mm_q4_K_r16), so that near-ties resolve as there.*/
 /*  The activation quantizers give the same bytes on every path. QWENMOE_NO_SIMD forces   */
 /*  the plain C code.                                                                    */
 /*                                                                                       */
@@ -2796,6 +2798,8 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
 /*      qm__vec_dot_multi(...)               consecutive weight rows . one activation row */
 /*      qm__vec_dot_ntok(...)                one weight row . several activation rows     */
 /*      qm__matmul_rows(...)                 rows r0..r1 x T tokens: the matmul inner loop */
+/*      qm__matmul_rows_ng(..., ng, ...)     the same, the first ng tokens in a dense      */
+/*                                           product's order (QM__DENSE_NG)               */
 /*      qm__vec_dot_scalar, qm__quantize_act_scalar, qm__vec_dot_variant: the plain C and */
 /*           the individual SIMD kernels, for tests and benchmarks                       */
 /*  Rows of every quantized type hold whole blocks; F32/F16/BF16 rows may have any n.     */
@@ -6584,6 +6588,34 @@ static void qm__norm_rope(float *vec, int n_heads, int hd, const float *w, float
     }
 }
 
+#if defined(QM__AVX512)
+/* sc[p] = scale * (K row p . q) for n_kv f16 rows of 128, stride apart; returns the largest.
+   Each dot takes exactly qm__dot_f16_f32_avx512's steps for n = 128 (four accumulators from
+   zero, two fmas each, the same reduction), so the scores have the same bits. */
+static float qm__qk_f16x128(const uint16_t *k, size_t stride, const float *q, int n_kv, float scale, float *sc) {
+    const __m512 q0 = _mm512_loadu_ps(q), q1 = _mm512_loadu_ps(q + 16), q2 = _mm512_loadu_ps(q + 32), q3 = _mm512_loadu_ps(q + 48);
+    const __m512 q4 = _mm512_loadu_ps(q + 64), q5 = _mm512_loadu_ps(q + 80), q6 = _mm512_loadu_ps(q + 96), q7 = _mm512_loadu_ps(q + 112);
+    const __m512 z = _mm512_setzero_ps();
+    float mx = -3.4e38f;
+    int p;
+    for (p = 0; p < n_kv; p++, k += stride) {
+        __m512 s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k)), q0, z);
+        __m512 s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 16)), q1, z);
+        __m512 s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 32)), q2, z);
+        __m512 s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 48)), q3, z);
+        float s;
+        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 64)), q4, s0);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 80)), q5, s1);
+        s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 96)), q6, s2);
+        s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(QM__LD256(k + 112)), q7, s3);
+        s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3))) * scale;
+        sc[p] = s;
+        if (s > mx) mx = s;
+    }
+    return mx;
+}
+#endif
+
 typedef struct qm__attn_job {
     qm_context *c;
     int layer, T;
@@ -6615,7 +6647,14 @@ static void qm__attn_task(void *arg, int ith, int nth) {
             for (i = 0; i < hd; i++) qr[i] = qm_fp16_to_fp32(qm_fp32_to_fp16(q[i]));
             q = qr;
         }
-        for (p = 0; p < n_kv; p++) {
+        p = 0;
+#if defined(QM__AVX512)
+        if (f16 && hd == 128) { /* Qwen3's head size: q in registers, no call per key */
+            mx = qm__qk_f16x128(QM__CAST(const uint16_t *, c->k_cache) + layer_off + (size_t)kvh * hd, (size_t)kvd, q, n_kv, scale, sc);
+            p = n_kv;
+        }
+#endif
+        for (; p < n_kv; p++) {
             size_t off = layer_off + (size_t)p * kvd + (size_t)kvh * hd;
             float s = 0.0f;
             if (f16) {
