@@ -4333,15 +4333,14 @@ static void qm__dot4_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *vx,
 
 #if defined(__AVX512VNNI__)
 /* Q4_K prefill for T >= QM__Q4R_MIN_T tokens, with 16 weight rows in the vector lanes. A tile of
-   16 rows x one 256-quant block is decoded once (gathers across the rows, then the nibbles
-   split) into 64 vectors: lane r of q[8 j + c] holds quants 32 j + 4 c .. + 3 of row r, as
-   unsigned bytes. Each token then broadcasts 4 of its Q8_K bytes at a time against them
-   (dpbusd), one instruction per 4 x 16 multiply-adds and nothing to decode per token, where
-   the kernel above spends its shuffles and madds on every token. Sums per row and block:
-   isum = sum_j sc_j * (q . a over sub-block j), exact in int32; the mins' term
-   sum_j m_j * (the token's sum over sub-block j) comes from the Q8_K bsums by dpwssd. Then
-   y += d_t d isum - d_t dmin imin, per block, in float; y holds the running sum between
-   blocks (stored and reloaded, so the order is the same as in registers). */
+   16 rows x one 256-quant block is decoded once (gathers across the rows for the scales, a
+   transpose for the quants) into 64 vectors: lane r of q[8 j + c] holds quants 32 j + 4 c ..
+   + 3 of row r, as unsigned bytes. Each token then broadcasts 4 of its Q8_K bytes at a time
+   against them (dpbusd), one instruction per 4 x 16 multiply-adds and nothing to decode per
+   token, where the kernel below spends its shuffles and madds on every token. Per row:
+   sum_j sc_j * (q . a over sub-block j), exact in int32; the mins' term sum_j m_j * (the
+   token's sum over sub-block j) comes from the Q8_K bsums by dpwssd. The float sums that
+   follow are llama.cpp's (qm__mm_q4_K_r16). */
 #define QM__Q4R_TOK 64   /* tokens per pass over the decoded tiles of 16 rows */
 #define QM__Q4R_MIN_T 2  /* from 2 tokens on it beats the 8-token kernel below (bench-kernels) */
 typedef struct qm__q4r_tile {
