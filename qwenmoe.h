@@ -4423,7 +4423,6 @@ static QM__INLINE __m512i qm__bcast32(const void *p) {
     memcpy(&v, p, 4);
     return _mm512_set1_epi32(v);
 }
-#define QM__BCAST32(p) qm__bcast32(p)
 /* acc + dpbusd(w, the 4 signed bytes at p in every lane). With GCC and clang it is one
    instruction with an embedded broadcast: from the intrinsics GCC 12 makes a vpbroadcastd
    for every dpbusd, and those extra micro-ops held the kernel at the front end's limit. */
@@ -4514,15 +4513,15 @@ static QM__NOINLINE void qm__mm_q4_K_r16(int64_t n, const uint8_t *wb, size_t ro
                         const qm__block_q8_K *a = QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t));
                         const __m512 dt = _mm512_set1_ps(a->d), dm = _mm512_mul_ps(tl.dmin, dt);
                         /* bsums hold 16-quant sums: m_j pairs with bsums 2 j and 2 j + 1 */
-                        __m512i im0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n0, QM__BCAST32(a->bsums));
-                        __m512i im1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n2, QM__BCAST32(a->bsums + 4));
-                        __m512i im2 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n4, QM__BCAST32(a->bsums + 8));
-                        __m512i im3 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n6, QM__BCAST32(a->bsums + 12));
+                        __m512i im0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n0, qm__bcast32(a->bsums));
+                        __m512i im1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n2, qm__bcast32(a->bsums + 4));
+                        __m512i im2 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n4, qm__bcast32(a->bsums + 8));
+                        __m512i im3 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), n6, qm__bcast32(a->bsums + 12));
                         __m512 fm = b ? tl.accm[t] : _mm512_setzero_ps();
-                        im0 = _mm512_dpwssd_epi32(im0, n1, QM__BCAST32(a->bsums + 2));
-                        im1 = _mm512_dpwssd_epi32(im1, n3, QM__BCAST32(a->bsums + 6));
-                        im2 = _mm512_dpwssd_epi32(im2, n5, QM__BCAST32(a->bsums + 10));
-                        im3 = _mm512_dpwssd_epi32(im3, n7, QM__BCAST32(a->bsums + 14));
+                        im0 = _mm512_dpwssd_epi32(im0, n1, qm__bcast32(a->bsums + 2));
+                        im1 = _mm512_dpwssd_epi32(im1, n3, qm__bcast32(a->bsums + 6));
+                        im2 = _mm512_dpwssd_epi32(im2, n5, qm__bcast32(a->bsums + 10));
+                        im3 = _mm512_dpwssd_epi32(im3, n7, qm__bcast32(a->bsums + 14));
                         if (t < ngc) { /* gemm order: per sub-block pair */
                             fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im0), dm, fm);
                             fm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(im1), dm, fm);
