@@ -2843,6 +2843,14 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
 #else
 #define QM__INLINE inline
 #endif
+/* for a helper that must not be a call in a kernel's loop, whatever the inliner's budget */
+#if defined(__GNUC__)
+#define QM__ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define QM__ALWAYS_INLINE __forceinline
+#else
+#define QM__ALWAYS_INLINE QM__INLINE
+#endif
 /* for kernels that need every vector register to themselves */
 #if defined(__GNUC__)
 #define QM__NOINLINE __attribute__((noinline))
@@ -4354,7 +4362,7 @@ typedef struct qm__q4r_tile {
 } qm__q4r_tile;
 
 /* v[i] lane j <- v[j] lane i, for 16 x 16 int32 */
-static QM__INLINE void qm__transpose16_epi32(__m512i *v) {
+static QM__ALWAYS_INLINE void qm__transpose16_epi32(__m512i *v) {
     __m512i t[16];
     int i, k;
     for (i = 0; i < 8; i++) { /* lane 4 L + k of t[2 i], t[2 i + 1]: rows 2 i, 2 i + 1 interleaved */
@@ -4537,6 +4545,156 @@ static QM__NOINLINE void qm__mm_q4_K_r16(int64_t n, const uint8_t *wb, size_t ro
                 }
             }
             for (t = 0; t < nt; t++) _mm512_storeu_ps(y + QM__CAST(int64_t, tc + t) * ldy + r, _mm512_sub_ps(tl.acc[t], tl.accm[t]));
+        }
+    }
+}
+
+/* Q6_K prefill for T >= QM__Q6R_MIN_T tokens, 16 weight rows in the lanes as for Q4_K above.
+   The sums must be those of llama.cpp's Q6_K dot (it does not repack Q6_K): per block, 8
+   exact int32 lanes, lane k the sum of sc * (q - 32) * a over the quants whose index mod 32
+   is 4 k .. 4 k + 3; then acc_k += d_t d * lane k, block after block, and at the end
+   ((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7)). sc * (q - 32) needs
+   16 bits (|sc| <= 128, |q - 32| <= 32), so the tile holds those products as int16 pairs and
+   the tokens go in by dpwssd, two products per lane and instruction where Q4_K's dpbusd has
+   four; that is still far less work per token than decoding the row for every 4 tokens. */
+#define QM__Q6R_TOK 32   /* tokens per pass over a decoded tile */
+#define QM__Q6R_MIN_T 5   /* below, the 4-token kernel wins (bench-kernels, 2048 x 768) */
+typedef struct qm__q6r_tile {
+    __m512i w[128];   /* w[16 k + 2 g + p]: lane r = row r's sc * (q - 32) of quants
+                         32 g + 4 k + p and 32 g + 4 k + p + 2, as two int16 */
+    __m512 d;
+} qm__q6r_tile;
+
+/* blk: block b of the tile's first row; the other 15 rows follow row_bytes apart */
+static void qm__q6r_decode(const uint8_t *blk, size_t row_bytes, qm__q6r_tile *o) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(QM__CAST(int, row_bytes)));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), lo8 = _mm512_set1_epi16(0x00ff), k32 = _mm512_set1_epi16(32);
+    const __m512i lo16 = _mm512_set1_epi32(0xffff);
+    /* the high bits as in qm__dot_q6_K_q8_K_avx512 */
+    const __m512i hm_a = _mm512_inserti64x4(_mm512_set1_epi8(0x03), _mm256_set1_epi8(0x0c), 1);
+    const __m512i hs_a = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i hm_b = _mm512_inserti64x4(_mm512_set1_epi8(0x30), _mm256_set1_epi8(QM__CAST(char, 0xc0)), 1);
+    const __m512i hs_b = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    /* d is the last 2 bytes of the 210: read 206..209, so as not to read past the row */
+    const __m512i dd = _mm512_i32gather_epi32(idx, blk + 206, 1);
+    __m512i u[4], sc[16];
+    int s, z, c;
+    for (s = 0; s < 4; s++) u[s] = _mm512_i32gather_epi32(idx, blk + 192 + 4 * s, 1);
+    for (s = 0; s < 16; s++) { /* scale s, sign-extended, in both int16 halves */
+        const __m512i x = _mm512_srai_epi32(_mm512_slli_epi32(u[s / 4], 24 - 8 * (s % 4)), 24);
+        sc[s] = _mm512_or_si512(_mm512_and_si512(x, lo16), _mm512_slli_epi32(x, 16));
+    }
+    o->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    /* z: quants 64 z .. 64 z + 63 of every row, as bytes, transposed: dword c of row r is
+       quants 64 z + 4 c .. + 3, i.e. g = 2 z + c / 8, k = c % 8, scale 2 g + k / 4 */
+    for (z = 0; z < 4; z++) {
+        const int h = z / 2;
+        __m512i v[16];
+        for (c = 0; c < 16; c++) {
+            const uint8_t *p = blk + row_bytes * QM__CAST(size_t, c);
+            const __m512i l = _mm512_loadu_si512(p + 64 * h), hb = QM__BCAST256(p + 128 + 32 * h);
+            v[c] = z % 2 ? _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_srlv_epi16(_mm512_and_si512(hb, hm_b), hs_b))
+                         : _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_sllv_epi16(_mm512_and_si512(hb, hm_a), hs_a));
+        }
+        qm__transpose16_epi32(v);
+        for (c = 0; c < 16; c++) {
+            const int g = 2 * z + c / 8, k = c % 8;
+            const __m512i scv = sc[2 * g + k / 4];
+            o->w[16 * k + 2 * g] = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(v[c], lo8), k32), scv);
+            o->w[16 * k + 2 * g + 1] = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_srli_epi16(v[c], 8), k32), scv);
+        }
+    }
+}
+
+/* acc + dpwssd(w, the two int16 at p in every lane), one instruction as qm__dpbusd_bc */
+static QM__INLINE __m512i qm__dpwssd_bc(__m512i acc, __m512i w, const int16_t *p) {
+#if defined(__GNUC__)
+    __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*QM__PTR(const char (*)[4], p)));
+    return acc;
+#else
+    return _mm512_dpwssd_epi32(acc, w, qm__bcast32(p));
+#endif
+}
+
+/* rows r0..r1-1 (a multiple of 16 of them) x T tokens, in llama.cpp's order (see above) */
+static QM__NOINLINE void qm__mm_q6_K_r16(int64_t n, const uint8_t *wb, size_t row_bytes, int64_t r0, int64_t r1,
+                                         const uint8_t *xb, size_t act_stride, int T, float *y, int64_t ldy) {
+    const int64_t nb = n / QM__QK_K;
+    /* within each 4 quants a0 a1 a2 a3 the order a0 a2 a1 a3, to meet the tile's pairs */
+    const __m512i perm = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15));
+    qm__q6r_tile tl;
+    int16_t a16[QM__Q6R_TOK][QM__QK_K]; /* this block's quants of the pass's tokens, as int16 */
+    __m512 acc[QM__Q6R_TOK][8], ds[QM__Q6R_TOK];
+    int64_t r, b;
+    int tc, t, k, q;
+    for (r = r0; r + 16 <= r1; r += 16) {
+        for (tc = 0; tc < T; tc += QM__Q6R_TOK) {
+            const int nt = T - tc < QM__Q6R_TOK ? T - tc : QM__Q6R_TOK;
+            const uint8_t *a0 = xb + act_stride * QM__CAST(size_t, tc);
+            for (b = 0; b < nb; b++) {
+                const uint8_t *ab = a0 + sizeof(qm__block_q8_K) * QM__CAST(size_t, b);
+                /* the tile two blocks on, as in qm__mm_q4_K_r16 */
+                const int64_t pb = b + 2 < nb ? b + 2 : b + 2 - nb, pr = b + 2 < nb ? r : r + 16;
+                if (pr + 16 <= r1 && pb < nb) {
+                    const char *pf = QM__PTR(const char *, wb + row_bytes * QM__CAST(size_t, pr) + sizeof(qm__block_q6_K) * QM__CAST(size_t, pb));
+                    int i;
+                    for (i = 0; i < 16; i++, pf += row_bytes) {
+                        _mm_prefetch(pf, _MM_HINT_T0);
+                        _mm_prefetch(pf + 64, _MM_HINT_T0);
+                        _mm_prefetch(pf + 128, _MM_HINT_T0);
+                        _mm_prefetch(pf + 192, _MM_HINT_T0);
+                        _mm_prefetch(pf + 209, _MM_HINT_T0);
+                    }
+                }
+                qm__q6r_decode(wb + row_bytes * QM__CAST(size_t, r) + sizeof(qm__block_q6_K) * QM__CAST(size_t, b), row_bytes, &tl);
+                for (t = 0; t < nt; t++) {
+                    const qm__block_q8_K *a = QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t));
+                    for (q = 0; q < 4; q++) {
+                        const __m512i x = _mm512_shuffle_epi8(_mm512_loadu_si512(a->qs + 64 * q), perm);
+                        _mm512_storeu_si512(a16[t] + 64 * q, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(x)));
+                        _mm512_storeu_si512(a16[t] + 64 * q + 32, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(x, 1)));
+                    }
+                    ds[t] = _mm512_mul_ps(_mm512_set1_ps(a->d), tl.d);
+                }
+                for (k = 0; k < 8; k++) {
+                    __m512i w0 = tl.w[16 * k], w1 = tl.w[16 * k + 1], w2 = tl.w[16 * k + 2], w3 = tl.w[16 * k + 3];
+                    __m512i w4 = tl.w[16 * k + 4], w5 = tl.w[16 * k + 5], w6 = tl.w[16 * k + 6], w7 = tl.w[16 * k + 7];
+                    __m512i w8 = tl.w[16 * k + 8], w9 = tl.w[16 * k + 9], w10 = tl.w[16 * k + 10], w11 = tl.w[16 * k + 11];
+                    __m512i w12 = tl.w[16 * k + 12], w13 = tl.w[16 * k + 13], w14 = tl.w[16 * k + 14], w15 = tl.w[16 * k + 15];
+                    QM__IN_REG(w0); QM__IN_REG(w1); QM__IN_REG(w2); QM__IN_REG(w3);
+                    QM__IN_REG(w4); QM__IN_REG(w5); QM__IN_REG(w6); QM__IN_REG(w7);
+                    QM__IN_REG(w8); QM__IN_REG(w9); QM__IN_REG(w10); QM__IN_REG(w11);
+                    QM__IN_REG(w12); QM__IN_REG(w13); QM__IN_REG(w14); QM__IN_REG(w15);
+                    for (t = 0; t < nt; t++) {
+                        const int16_t *p = a16[t] + 4 * k; /* pair (g, p) of lane k at p + 32 g + 2 p */
+                        __m512i s0 = qm__dpwssd_bc(_mm512_setzero_si512(), w0, p);
+                        __m512i s1 = qm__dpwssd_bc(_mm512_setzero_si512(), w1, p + 2);
+                        __m512i s2 = qm__dpwssd_bc(_mm512_setzero_si512(), w2, p + 32);
+                        __m512i s3 = qm__dpwssd_bc(_mm512_setzero_si512(), w3, p + 34);
+                        s0 = qm__dpwssd_bc(s0, w4, p + 64);
+                        s1 = qm__dpwssd_bc(s1, w5, p + 66);
+                        s2 = qm__dpwssd_bc(s2, w6, p + 96);
+                        s3 = qm__dpwssd_bc(s3, w7, p + 98);
+                        s0 = qm__dpwssd_bc(s0, w8, p + 128);
+                        s1 = qm__dpwssd_bc(s1, w9, p + 130);
+                        s2 = qm__dpwssd_bc(s2, w10, p + 160);
+                        s3 = qm__dpwssd_bc(s3, w11, p + 162);
+                        s0 = qm__dpwssd_bc(s0, w12, p + 192);
+                        s1 = qm__dpwssd_bc(s1, w13, p + 194);
+                        s2 = qm__dpwssd_bc(s2, w14, p + 224);
+                        s3 = qm__dpwssd_bc(s3, w15, p + 226);
+                        acc[t][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3))),
+                                                    ds[t], b ? acc[t][k] : _mm512_setzero_ps());
+                    }
+                }
+            }
+            for (t = 0; t < nt; t++) {
+                const __m512 *f = acc[t];
+                const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f[0], f[4]), _mm512_add_ps(f[2], f[6])),
+                                               _mm512_add_ps(_mm512_add_ps(f[1], f[5]), _mm512_add_ps(f[3], f[7])));
+                _mm512_storeu_ps(y + QM__CAST(int64_t, tc + t) * ldy + r, s);
+            }
         }
     }
 }
@@ -5568,6 +5726,13 @@ static QM__MAYBE_UNUSED void qm__matmul_rows_ng(int wtype, int64_t n, const void
 #if defined(QM__AVX512)
     if (wtype == QM_TYPE_Q4_K && qm__mm_q4_K_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, ng, y, ldy)) return;
     if (wtype == QM_TYPE_Q8_0 && qm__mm_q8_0_avx512(n, wb, row_bytes, r0, r1, xb, act_stride, T, y, ldy)) return;
+#if defined(__AVX512VNNI__)
+    if (wtype == QM_TYPE_Q6_K && T >= QM__Q6R_MIN_T) { /* tiles of 16 rows; the last rows below */
+        const int64_t r16 = r0 + (r1 - r0) / 16 * 16;
+        qm__mm_q6_K_r16(n, wb, row_bytes, r0, r16, xb, act_stride, T, y, ldy);
+        r0 = r16;
+    }
+#endif
 #else
     (void)ng;
 #endif

@@ -617,6 +617,76 @@ static void test_q4k_order(void) {
     free(wf); free(x); free(y); free(wq.base); free(qa.base);
 }
 
+/* Q6_K in llama.cpp's order, bit for bit (see qm__mm_q6_K_r16): per block 8 exact integer
+   lanes, lane k over the quants whose index mod 32 is 4 k .. 4 k + 3; fmaf of each into its
+   own running sum; the 8 sums added as ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)). Written
+   out in scalar C from the format; the single-token kernel and qm__matmul_rows (16-row
+   tiles, passes of 32 tokens, tail rows) must give exactly these values. */
+static float q6k_order_ref(const qm__block_q6_K *w, const qm__block_q8_K *a, int64_t nb) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t b;
+    int k, e;
+    for (b = 0; b < nb; b++) {
+        const float d = a[b].d * qm__h2f(w[b].d);
+        int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (e = 0; e < 256; e++) {
+            const int h = e / 128, m = (e % 128) / 32, l = e % 32;
+            const int lo = (w[b].ql[64 * h + 32 * (m & 1) + l] >> (4 * (m >> 1))) & 15;
+            const int hi = (w[b].qh[32 * h + l] >> (2 * m)) & 3;
+            lane[(e % 32) / 4] += w[b].scales[e / 16] * ((lo | hi << 4) - 32) * a[b].qs[e];
+        }
+        for (k = 0; k < 8; k++) acc[k] = fmaf((float)lane[k], d, acc[k]);
+    }
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+static void test_q6k_order(void) {
+    const int64_t n = 1024, nb = n / QM__QK_K;
+    const int rows = 40, T = 70, ldy = 40; /* 2 tiles of 16 + 8 tail rows; passes of 32, 32 and 6 tokens */
+    static const int Ts[] = {70, 2, 3, 33};
+    const size_t rb = qm_type_row_bytes(QM_TYPE_Q6_K, n), ab = qm__act_row_bytes(QM_TYPE_Q6_K, n);
+    float *wf = (float *)malloc(sizeof(float) * (size_t)(n * rows)), *x = (float *)malloc(sizeof(float) * (size_t)n);
+    float *y = (float *)malloc(sizeof(float) * (size_t)(ldy * T));
+    buf wq = buf_alloc(rb * rows, 2), qa = buf_alloc(ab * T, 0);
+    int r, t, k, bad1 = 0;
+    make_weights(wf, n * rows, W_SHIFTED);
+    qm_quantize_row(QM_TYPE_Q6_K, wf, wq.p, n * rows);
+    for (t = 0; t < T; t++) {
+        make_act(x, n, t % 3 ? ACT_GAUSS : ACT_OUTLIER);
+        qm__quantize_act(QM_TYPE_Q6_K, x, (uint8_t *)qa.p + ab * (size_t)t, n);
+    }
+#if defined(QM__AVX512) && defined(__AVX512VNNI__)
+    for (r = 0; r < rows; r++)
+        for (t = 0; t < T; t += 7) {
+            const qm__block_q6_K *w = (const qm__block_q6_K *)(const void *)((const uint8_t *)wq.p + rb * (size_t)r);
+            const qm__block_q8_K *a = (const qm__block_q8_K *)(const void *)((const uint8_t *)qa.p + ab * (size_t)t);
+            if (qm__vec_dot_for(QM_TYPE_Q6_K)(n, w, a) != q6k_order_ref(w, a, nb)) bad1++;
+        }
+    CHECK(bad1 == 0, "q6_K single-token dot: %d results differ from llama.cpp's order", bad1);
+    for (k = 0; k < (int)(sizeof(Ts) / sizeof(Ts[0])); k++) {
+        const int TT = Ts[k];
+        int bad = 0;
+        for (r = 0; r < ldy * T; r++) y[r] = -12345.0f;
+        qm__matmul_rows(QM_TYPE_Q6_K, n, wq.p, rb, 0, 36, qa.p, ab, TT, y, ldy);
+        for (t = 0; t < T; t++)
+            for (r = 0; r < ldy; r++) {
+                const qm__block_q6_K *w = (const qm__block_q6_K *)(const void *)((const uint8_t *)wq.p + rb * (size_t)r);
+                const qm__block_q8_K *a = (const qm__block_q8_K *)(const void *)((const uint8_t *)qa.p + ab * (size_t)t);
+                if (r < 36 && t < TT) {
+                    if (y[t * ldy + r] != q6k_order_ref(w, a, nb)) bad++;
+                } else if (y[t * ldy + r] != -12345.0f) {
+                    bad++;
+                }
+            }
+        CHECK(bad == 0, "q6_K matmul_rows T=%d: %d outputs differ from llama.cpp's order (or stray)", TT, bad);
+    }
+#else
+    (void)bad1; (void)Ts; (void)k; (void)r; (void)y; (void)nb; (void)ldy;
+    printf("skip q6_K summation order: checked where the AVX-512 VNNI kernels are built\n");
+#endif
+    free(wf); free(x); free(y); free(wq.base); free(qa.base);
+}
+
 /* qm__vexpf and qm__swiglu: the same bits as the scalar qm__expf and formula, on a sweep,
    random values, the lengths 0..40 (vector bodies and tails) and the edges */
 static void test_vexp(void) {
@@ -664,6 +734,7 @@ int main(void) {
     test_multi();
     test_tokens();
     test_q4k_order();
+    test_q6k_order();
     test_vexp();
     return qmtest_summary("kernels");
 }
