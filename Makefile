@@ -56,7 +56,7 @@ $(B)/asan/qwenmoe-%: tools/%.c $(HDR) | $(B)/asan
 
 # the test models, written by our own writer
 MODELS = $(B)/models/tiny.gguf $(B)/models/tiny-tok.gguf $(B)/models/tiny-q8.gguf \
-         $(B)/models/tiny-dense.gguf $(B)/models/tiny-tied-norope.gguf
+         $(B)/models/tiny-dense.gguf $(B)/models/tiny-tied-norope.gguf $(B)/models/tiny-gqa.gguf
 $(B)/models/tiny.gguf: $(B)/qwenmoe-mkmodel
 	$(B)/qwenmoe-mkmodel --preset tiny --seed 1 -o $@
 $(B)/models/tiny-q8.gguf: $(B)/qwenmoe-mkmodel
@@ -65,6 +65,9 @@ $(B)/models/tiny-dense.gguf: $(B)/qwenmoe-mkmodel
 	$(B)/qwenmoe-mkmodel --preset tiny --arch qwen3 --seed 3 -o $@
 $(B)/models/tiny-tied-norope.gguf: $(B)/qwenmoe-mkmodel
 	$(B)/qwenmoe-mkmodel --preset tiny --seed 4 --tied --no-rope-base -o $@
+# Qwen3's head_dim 128, and 12 q heads per kv head: the grouped attention (8 + 4)
+$(B)/models/tiny-gqa.gguf: $(B)/qwenmoe-mkmodel
+	$(B)/qwenmoe-mkmodel --preset tiny --seed 6 --heads 12 --heads-kv 1 --head-dim 128 -o $@
 $(B)/models/tiny-tok.gguf: $(B)/qwenmoe-mkmodel
 	$(B)/qwenmoe-mkmodel --preset tiny --seed 1 --tokenizer $(TOKJSON) -o $@
 

@@ -5804,34 +5804,36 @@ static void qm__softmax(float *x, int n) {
    result has the same bits as the scalar code (compiled without FMA contraction, as -std=c99
    does). Inputs are clamped to [-150, 100] first: expf is 0 below -103.98 and inf above 88.73
    either way; NaN stays NaN. The attention's softmax and SwiGLU spend their time here. */
+#if defined(QM__AVX512)
+/* qm__expf of 8 floats, the same bits */
+static QM__INLINE __m256 qm__vexp8(__m256 xf) {
+    const __m512d lo = _mm512_set1_pd(-150.0), hi = _mm512_set1_pd(100.0);
+    const __m512d half = _mm512_set1_pd(0.5), sign = _mm512_set1_pd(-0.0);
+    const __mmask8 nan = _mm256_cmp_ps_mask(xf, xf, _CMP_UNORD_Q);
+    __m512d xd = _mm512_min_pd(_mm512_max_pd(_mm512_cvtps_pd(xf), lo), hi);
+    __m512d t = _mm512_mul_pd(xd, _mm512_set1_pd(1.4426950408889634)), k, r, p;
+    __m512i e;
+    k = _mm512_roundscale_pd(_mm512_add_pd(t, _mm512_or_pd(half, _mm512_and_pd(t, sign))),
+                             _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    r = _mm512_sub_pd(_mm512_sub_pd(xd, _mm512_mul_pd(k, _mm512_set1_pd(0.6931471803691238))),
+                      _mm512_mul_pd(k, _mm512_set1_pd(1.9082149292705877e-10)));
+#define QM__HORNER(c) p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(c))
+    p = _mm512_set1_pd(1.0 / 6227020800.0);
+    QM__HORNER(1.0 / 479001600.0); QM__HORNER(1.0 / 39916800.0); QM__HORNER(1.0 / 3628800.0);
+    QM__HORNER(1.0 / 362880.0); QM__HORNER(1.0 / 40320.0); QM__HORNER(1.0 / 5040.0);
+    QM__HORNER(1.0 / 720.0); QM__HORNER(1.0 / 120.0); QM__HORNER(1.0 / 24.0);
+    QM__HORNER(1.0 / 6.0); QM__HORNER(0.5); QM__HORNER(1.0); QM__HORNER(1.0);
+#undef QM__HORNER
+    e = _mm512_slli_epi64(_mm512_cvtepi32_epi64(_mm256_add_epi32(_mm512_cvttpd_epi32(k), _mm256_set1_epi32(1023))), 52);
+    p = _mm512_mul_pd(p, _mm512_castsi512_pd(e));
+    return _mm256_mask_mov_ps(_mm512_cvtpd_ps(p), nan, xf);
+}
+#endif
+
 static void qm__vexpf(float *y, const float *x, float sub, int n) {
     int i = 0;
 #if defined(QM__AVX512)
-    {
-        const __m512d lo = _mm512_set1_pd(-150.0), hi = _mm512_set1_pd(100.0);
-        const __m512d half = _mm512_set1_pd(0.5), sign = _mm512_set1_pd(-0.0);
-        for (; i + 8 <= n; i += 8) {
-            const __m256 xf = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sub));
-            const __mmask8 nan = _mm256_cmp_ps_mask(xf, xf, _CMP_UNORD_Q);
-            __m512d xd = _mm512_min_pd(_mm512_max_pd(_mm512_cvtps_pd(xf), lo), hi);
-            __m512d t = _mm512_mul_pd(xd, _mm512_set1_pd(1.4426950408889634)), k, r, p;
-            __m512i e;
-            k = _mm512_roundscale_pd(_mm512_add_pd(t, _mm512_or_pd(half, _mm512_and_pd(t, sign))),
-                                     _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            r = _mm512_sub_pd(_mm512_sub_pd(xd, _mm512_mul_pd(k, _mm512_set1_pd(0.6931471803691238))),
-                              _mm512_mul_pd(k, _mm512_set1_pd(1.9082149292705877e-10)));
-#define QM__HORNER(c) p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(c))
-            p = _mm512_set1_pd(1.0 / 6227020800.0);
-            QM__HORNER(1.0 / 479001600.0); QM__HORNER(1.0 / 39916800.0); QM__HORNER(1.0 / 3628800.0);
-            QM__HORNER(1.0 / 362880.0); QM__HORNER(1.0 / 40320.0); QM__HORNER(1.0 / 5040.0);
-            QM__HORNER(1.0 / 720.0); QM__HORNER(1.0 / 120.0); QM__HORNER(1.0 / 24.0);
-            QM__HORNER(1.0 / 6.0); QM__HORNER(0.5); QM__HORNER(1.0); QM__HORNER(1.0);
-#undef QM__HORNER
-            e = _mm512_slli_epi64(_mm512_cvtepi32_epi64(_mm256_add_epi32(_mm512_cvttpd_epi32(k), _mm256_set1_epi32(1023))), 52);
-            p = _mm512_mul_pd(p, _mm512_castsi512_pd(e));
-            _mm256_storeu_ps(y + i, _mm256_mask_mov_ps(_mm512_cvtpd_ps(p), nan, xf));
-        }
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, qm__vexp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(sub))));
 #elif defined(QM__X86)
     {
         const __m256d lo = _mm256_set1_pd(-150.0), hi = _mm256_set1_pd(100.0);
@@ -6547,6 +6549,8 @@ QMDEF const char *qm_model_backend(const qm_model *m) { return m && m->cuda_moe 
 
 /* ---- context: KV cache, scratch buffers, threads ---- */
 
+#define QM__ATT_G 8 /* q heads per kv head taken together (qm__attn_group_f16x128) */
+
 struct qm_context {
     qm_model *m;
     qm_context_params p;
@@ -6563,7 +6567,7 @@ struct qm_context {
     size_t exp_q_stride;     /* bytes per row of exp_q */
     qm__mm_item *mm_items;   /* [2 * n_expert + 3] products of one dispatch */
     int32_t *exp_first;      /* [n_expert + 1] first pair of each used expert */
-    float *scores;           /* [n_threads][n_ctx] */
+    float *scores;           /* [n_threads][QM__ATT_G * n_ctx] */
     void *qact;              /* [n_batch] activation rows quantized for a matmul */
     float *logits;           /* [n_batch or 1][n_vocab] */
     int n_logits;            /* rows valid in logits */
@@ -6679,7 +6683,7 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
     c->exp_q = qm__calloc_f((size_t)nb * K1, c->exp_q_stride, &ok);
     QM__BUF(mm_items, 2 * (size_t)hp->n_expert + 3, qm__mm_item);
     QM__BUF(exp_first, (size_t)hp->n_expert + 1, int32_t);
-    QM__BUF(scores, (size_t)nt * c->n_ctx, float);
+    QM__BUF(scores, (size_t)nt * QM__ATT_G * c->n_ctx, float);
     c->qact = qm__calloc_f((size_t)nb, qact_row, &ok);
     QM__BUF(logits, (size_t)(c->p.all_logits ? nb : 1) * hp->n_vocab, float);
 #undef QM__BUF
@@ -6777,6 +6781,90 @@ static float qm__qk_f16x128(const uint16_t *k, size_t stride, const float *q, in
     }
     return mx;
 }
+
+/* lane j of the result = _mm512_reduce_add_ps(v[j]), for 8 vectors at once: the same adds in
+   the same tree (GCC's: the 256-bit halves, then the 128-bit halves, then elements 2 apart,
+   then 1 apart), with the shuffles shared, so the scores keep their bits */
+static QM__INLINE __m256 qm__reduce8_ps(const __m512 *v) {
+    __m512 x[4], y[2], z;
+    int a;
+    for (a = 0; a < 4; a++) /* lanes 0-7: v[2a][i] + v[2a][i + 8]; lanes 8-15: the same for v[2a + 1] */
+        x[a] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * a], v[2 * a + 1], 0xee), _mm512_shuffle_f32x4(v[2 * a], v[2 * a + 1], 0x44));
+    for (a = 0; a < 2; a++) /* 128-bit lane L: v[4a + L]'s four sums of elements 4 apart */
+        y[a] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * a], x[2 * a + 1], 0xdd), _mm512_shuffle_f32x4(x[2 * a], x[2 * a + 1], 0x88));
+    /* lane L: v[L]'s two sums of elements 2 apart, then v[4 + L]'s */
+    z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44), _mm512_shuffle_ps(y[0], y[1], 0xee));
+    z = _mm512_add_ps(z, _mm512_shuffle_ps(z, z, 0xb1)); /* elements 0 and 2 of lane L: v[L], v[4 + L] */
+    return _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0), z));
+}
+
+/* Attention of up to QM__ATT_G (8) q heads that share one kv head, for one token: f16 cache,
+   head_dim 128. Every step is the per-head path's (qm__qk_f16x128, qm__vexpf, the sum in key
+   order, the f16 weights, qm__pv_f16), with the heads in the lanes of one vector where the
+   per-head path had one head at a time: each K and V row is converted once for all of them,
+   the 8 dot products share one reduction, and the softmax sums run as 8 independent chains
+   instead of one. q: g rows of 128 (rounded to f16), out: g rows of 128; sc: 8 n_kv floats. */
+static void qm__attn_group_f16x128(const float *q, int g, const uint16_t *k, const uint16_t *v, size_t stride,
+                                   int n_kv, float scale, float *sc, float *out) {
+    float qp[QM__ATT_G * 128]; /* q, the unused heads zero */
+    const __m512 z = _mm512_setzero_ps();
+    __m256 mx = _mm256_set1_ps(-3.4e38f), sum = _mm256_setzero_ps();
+    int p, j, i;
+    for (i = 0; i < 128 * g; i += 16) /* q rounded to f16, as the per-head path does it */
+        _mm512_storeu_ps(qp + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    memset(qp + 128 * g, 0, sizeof(float) * 128 * (size_t)(QM__ATT_G - g));
+    for (p = 0; p < n_kv; p++) {
+        const uint16_t *kp = k + stride * QM__CAST(size_t, p);
+        const __m512 k0 = _mm512_cvtph_ps(QM__LD256(kp)), k1 = _mm512_cvtph_ps(QM__LD256(kp + 16));
+        const __m512 k2 = _mm512_cvtph_ps(QM__LD256(kp + 32)), k3 = _mm512_cvtph_ps(QM__LD256(kp + 48));
+        const __m512 k4 = _mm512_cvtph_ps(QM__LD256(kp + 64)), k5 = _mm512_cvtph_ps(QM__LD256(kp + 80));
+        const __m512 k6 = _mm512_cvtph_ps(QM__LD256(kp + 96)), k7 = _mm512_cvtph_ps(QM__LD256(kp + 112));
+        __m512 d[QM__ATT_G];
+        __m256 s;
+        for (j = 0; j < QM__ATT_G; j++) {
+            const float *qj = qp + 128 * j;
+            __m512 s0 = _mm512_fmadd_ps(k0, _mm512_loadu_ps(qj), z);
+            __m512 s1 = _mm512_fmadd_ps(k1, _mm512_loadu_ps(qj + 16), z);
+            __m512 s2 = _mm512_fmadd_ps(k2, _mm512_loadu_ps(qj + 32), z);
+            __m512 s3 = _mm512_fmadd_ps(k3, _mm512_loadu_ps(qj + 48), z);
+            s0 = _mm512_fmadd_ps(k4, _mm512_loadu_ps(qj + 64), s0);
+            s1 = _mm512_fmadd_ps(k5, _mm512_loadu_ps(qj + 80), s1);
+            s2 = _mm512_fmadd_ps(k6, _mm512_loadu_ps(qj + 96), s2);
+            s3 = _mm512_fmadd_ps(k7, _mm512_loadu_ps(qj + 112), s3);
+            d[j] = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        }
+        s = _mm256_mul_ps(qm__reduce8_ps(d), _mm256_set1_ps(scale));
+        _mm256_storeu_ps(sc + 8 * p, s);
+        mx = _mm256_max_ps(s, mx); /* a NaN score leaves the max alone, as "s > mx" does */
+    }
+    for (p = 0; p < n_kv; p++) {
+        const __m256 e = qm__vexp8(_mm256_sub_ps(_mm256_loadu_ps(sc + 8 * p), mx));
+        _mm256_storeu_ps(sc + 8 * p, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    for (p = 0; p < n_kv; p++) /* F16C rounds to nearest even, as qm_fp32_to_fp16 */
+        _mm256_storeu_ps(sc + 8 * p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_div_ps(_mm256_loadu_ps(sc + 8 * p), sum),
+                                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    /* P.V, 32 elements of every head per pass over the rows */
+    for (i = 0; i < 128; i += 32) {
+        __m512 a[2 * QM__ATT_G];
+        const uint16_t *vp = v + i;
+        for (j = 0; j < 2 * QM__ATT_G; j++) a[j] = z;
+        for (p = 0; p < n_kv; p++, vp += stride) {
+            const __m512 v0 = _mm512_cvtph_ps(QM__LD256(vp)), v1 = _mm512_cvtph_ps(QM__LD256(vp + 16));
+            const float *w = sc + 8 * p;
+            for (j = 0; j < QM__ATT_G; j++) {
+                const __m512 wj = _mm512_set1_ps(w[j]);
+                a[2 * j] = _mm512_fmadd_ps(wj, v0, a[2 * j]);
+                a[2 * j + 1] = _mm512_fmadd_ps(wj, v1, a[2 * j + 1]);
+            }
+        }
+        for (j = 0; j < g; j++) {
+            _mm512_storeu_ps(out + 128 * j + i, a[2 * j]);
+            _mm512_storeu_ps(out + 128 * j + i + 16, a[2 * j + 1]);
+        }
+    }
+}
 #endif
 
 typedef struct qm__attn_job {
@@ -6795,11 +6883,23 @@ static void qm__attn_task(void *arg, int ith, int nth) {
     const qm_hparams *hp = &c->m->hp;
     int hd = hp->head_dim, kvd = hp->n_head_kv * hd, n_gqa = hp->n_head / hp->n_head_kv;
     int total = j->T * hp->n_head, idx, f16 = c->p.kv_type == QM_KV_F16;
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    float *sc = c->scores + (size_t)ith * QM__ATT_G * c->n_ctx;
     float qr[4096]; /* head_dim <= 4096, checked at load */
     float scale = 1.0f / qm__sqrtf(QM__CAST(float, hd));
     size_t layer_off = (size_t)j->layer * c->n_ctx * kvd;
     qm__vec_dot_fn dot_f16 = qm__vec_dot_for(QM_TYPE_F16);
+#if defined(QM__AVX512)
+    if (f16 && hd == 128) { /* Qwen3's head size: the q heads of one kv head together */
+        const int nch = (n_gqa + QM__ATT_G - 1) / QM__ATT_G, per_t = hp->n_head_kv * nch;
+        for (idx = ith; idx < j->T * per_t; idx += nth) {
+            const int t = idx / per_t, kvh = idx % per_t / nch, h0 = kvh * n_gqa + idx % nch * QM__ATT_G;
+            const size_t qo = (size_t)t * hp->n_head * hd + (size_t)h0 * hd, ko = layer_off + (size_t)kvh * hd;
+            qm__attn_group_f16x128(c->q + qo, QM__MIN(QM__ATT_G, (kvh + 1) * n_gqa - h0), QM__CAST(const uint16_t *, c->k_cache) + ko,
+                                   QM__CAST(const uint16_t *, c->v_cache) + ko, (size_t)kvd, c->pos + t + 1, scale, sc, c->att + qo);
+        }
+        return;
+    }
+#endif
     for (idx = ith; idx < total; idx += nth) {
         int t = idx / hp->n_head, h = idx % hp->n_head, kvh = h / n_gqa;
         int n_kv = c->pos + t + 1, p, i;

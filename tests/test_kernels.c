@@ -687,6 +687,46 @@ static void test_q6k_order(void) {
     free(wf); free(x); free(y); free(wq.base); free(qa.base);
 }
 
+/* qm__attn_group_f16x128 (up to 8 q heads of one kv head at once) against the per-head
+   steps it replaces, bit for bit: qm__qk_f16x128, qm__vexpf, the sum in key order, the
+   weights rounded to f16, qm__pv_f16. */
+static void test_attn_group(void) {
+#if defined(QM__AVX512)
+    enum { HD = 128, KVH = 2, MAXKV = 300 };
+    static const int gs[] = {8, 3, 1};
+    static const int nkvs[] = {1, 8, 37, 300};
+    uint16_t *k = (uint16_t *)malloc(sizeof(uint16_t) * HD * KVH * MAXKV), *v = (uint16_t *)malloc(sizeof(uint16_t) * HD * KVH * MAXKV);
+    float q[8 * HD], qr[HD], out[8 * HD], ref[HD], sc[8 * MAXKV], sc1[MAXKV];
+    int i, gi, ni, h, p, bad = 0;
+    for (i = 0; i < HD * KVH * MAXKV; i++) {
+        k[i] = qm_fp32_to_fp16((float)rng_gauss());
+        v[i] = qm_fp32_to_fp16((float)rng_gauss());
+    }
+    for (i = 0; i < 8 * HD; i++) q[i] = (float)(3.0 * rng_gauss());
+    for (gi = 0; gi < 3; gi++)
+        for (ni = 0; ni < 4; ni++) {
+            const int g = gs[gi], n_kv = nkvs[ni];
+            const float scale = 0.08838834764831845f;
+            qm__attn_group_f16x128(q, g, k + HD, v + HD, HD * KVH, n_kv, scale, sc, out);
+            for (h = 0; h < g; h++) {
+                float mx, sum = 0.0f;
+                for (i = 0; i < HD; i++) qr[i] = qm_fp16_to_fp32(qm_fp32_to_fp16(q[HD * h + i]));
+                mx = qm__qk_f16x128(k + HD, HD * KVH, qr, n_kv, scale, sc1);
+                qm__vexpf(sc1, sc1, mx, n_kv);
+                for (p = 0; p < n_kv; p++) sum += sc1[p];
+                for (p = 0; p < n_kv; p++) sc1[p] = qm_fp16_to_fp32(qm_fp32_to_fp16(sc1[p] / sum));
+                qm__pv_f16(ref, sc1, v + HD, HD * KVH, n_kv, HD);
+                if (memcmp(ref, out + HD * h, sizeof(ref)) != 0) bad++;
+            }
+            CHECK(bad == 0, "attention of %d heads together, %d keys: %d heads differ from the per-head steps", g, n_kv, bad);
+            bad = 0;
+        }
+    free(k); free(v);
+#else
+    printf("skip grouped attention: AVX-512 only\n");
+#endif
+}
+
 /* qm__vexpf and qm__swiglu: the same bits as the scalar qm__expf and formula, on a sweep,
    random values, the lengths 0..40 (vector bodies and tails) and the edges */
 static void test_vexp(void) {
@@ -735,6 +775,7 @@ int main(void) {
     test_tokens();
     test_q4k_order();
     test_q6k_order();
+    test_attn_group();
     test_vexp();
     return qmtest_summary("kernels");
 }

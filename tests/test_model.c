@@ -588,7 +588,9 @@ int main(int argc, char **argv) {
     test_against_reference("tiny-q8.gguf");
     test_against_reference("tiny-dense.gguf");
     test_against_reference("tiny-tied-norope.gguf");
+    test_against_reference("tiny-gqa.gguf");
     test_consistency("tiny.gguf");
+    test_consistency("tiny-gqa.gguf");
     test_generate_and_errors();
     test_bad_models();
     test_moe_ignores_dense_ff();
