@@ -6782,20 +6782,37 @@ static float qm__qk_f16x128(const uint16_t *k, size_t stride, const float *q, in
     return mx;
 }
 
-/* lane j of the result = _mm512_reduce_add_ps(v[j]), for 8 vectors at once: the same adds in
+/* lane j of the result = _mm512_reduce_add_ps(v_j), for 8 vectors at once: the same adds in
    the same tree (GCC's: the 256-bit halves, then the 128-bit halves, then elements 2 apart,
-   then 1 apart), with the shuffles shared, so the scores keep their bits */
-static QM__INLINE __m256 qm__reduce8_ps(const __m512 *v) {
-    __m512 x[4], y[2], z;
-    int a;
-    for (a = 0; a < 4; a++) /* lanes 0-7: v[2a][i] + v[2a][i + 8]; lanes 8-15: the same for v[2a + 1] */
-        x[a] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * a], v[2 * a + 1], 0xee), _mm512_shuffle_f32x4(v[2 * a], v[2 * a + 1], 0x44));
-    for (a = 0; a < 2; a++) /* 128-bit lane L: v[4a + L]'s four sums of elements 4 apart */
-        y[a] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * a], x[2 * a + 1], 0xdd), _mm512_shuffle_f32x4(x[2 * a], x[2 * a + 1], 0x88));
-    /* lane L: v[L]'s two sums of elements 2 apart, then v[4 + L]'s */
-    z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44), _mm512_shuffle_ps(y[0], y[1], 0xee));
-    z = _mm512_add_ps(z, _mm512_shuffle_ps(z, z, 0xb1)); /* elements 0 and 2 of lane L: v[L], v[4 + L] */
+   then 1 apart), with the shuffles shared, so the scores keep their bits. Written out without
+   loops or arrays, which GCC would keep in memory. */
+static QM__ALWAYS_INLINE __m256 qm__reduce8_ps(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5, __m512 v6, __m512 v7) {
+    /* lanes 0-7: v_2a[i] + v_2a[i + 8]; lanes 8-15: the same for v_2a+1 */
+    const __m512 x0 = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0xee), _mm512_shuffle_f32x4(v0, v1, 0x44));
+    const __m512 x1 = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0xee), _mm512_shuffle_f32x4(v2, v3, 0x44));
+    const __m512 x2 = _mm512_add_ps(_mm512_shuffle_f32x4(v4, v5, 0xee), _mm512_shuffle_f32x4(v4, v5, 0x44));
+    const __m512 x3 = _mm512_add_ps(_mm512_shuffle_f32x4(v6, v7, 0xee), _mm512_shuffle_f32x4(v6, v7, 0x44));
+    /* 128-bit lane L of y_a: v_4a+L's four sums of elements 4 apart */
+    const __m512 y0 = _mm512_add_ps(_mm512_shuffle_f32x4(x0, x1, 0xdd), _mm512_shuffle_f32x4(x0, x1, 0x88));
+    const __m512 y1 = _mm512_add_ps(_mm512_shuffle_f32x4(x2, x3, 0xdd), _mm512_shuffle_f32x4(x2, x3, 0x88));
+    /* lane L: v_L's two sums of elements 2 apart, then v_4+L's */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y0, y1, 0x44), _mm512_shuffle_ps(y0, y1, 0xee));
+    z = _mm512_add_ps(z, _mm512_shuffle_ps(z, z, 0xb1)); /* elements 0 and 2 of lane L: v_L, v_4+L */
     return _mm512_castps512_ps256(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0), z));
+}
+
+/* one head's K row . q before the reduction: qm__qk_f16x128's steps, the row converted already */
+static QM__ALWAYS_INLINE __m512 qm__qk_row(__m512 k0, __m512 k1, __m512 k2, __m512 k3, __m512 k4, __m512 k5, __m512 k6, __m512 k7, const float *q) {
+    const __m512 z = _mm512_setzero_ps();
+    __m512 s0 = _mm512_fmadd_ps(k0, _mm512_loadu_ps(q), z);
+    __m512 s1 = _mm512_fmadd_ps(k1, _mm512_loadu_ps(q + 16), z);
+    __m512 s2 = _mm512_fmadd_ps(k2, _mm512_loadu_ps(q + 32), z);
+    __m512 s3 = _mm512_fmadd_ps(k3, _mm512_loadu_ps(q + 48), z);
+    s0 = _mm512_fmadd_ps(k4, _mm512_loadu_ps(q + 64), s0);
+    s1 = _mm512_fmadd_ps(k5, _mm512_loadu_ps(q + 80), s1);
+    s2 = _mm512_fmadd_ps(k6, _mm512_loadu_ps(q + 96), s2);
+    s3 = _mm512_fmadd_ps(k7, _mm512_loadu_ps(q + 112), s3);
+    return _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
 }
 
 /* Attention of up to QM__ATT_G (8) q heads that share one kv head, for one token: f16 cache,
@@ -6819,21 +6836,15 @@ static void qm__attn_group_f16x128(const float *q, int g, const uint16_t *k, con
         const __m512 k2 = _mm512_cvtph_ps(QM__LD256(kp + 32)), k3 = _mm512_cvtph_ps(QM__LD256(kp + 48));
         const __m512 k4 = _mm512_cvtph_ps(QM__LD256(kp + 64)), k5 = _mm512_cvtph_ps(QM__LD256(kp + 80));
         const __m512 k6 = _mm512_cvtph_ps(QM__LD256(kp + 96)), k7 = _mm512_cvtph_ps(QM__LD256(kp + 112));
-        __m512 d[QM__ATT_G];
-        __m256 s;
-        for (j = 0; j < QM__ATT_G; j++) {
-            const float *qj = qp + 128 * j;
-            __m512 s0 = _mm512_fmadd_ps(k0, _mm512_loadu_ps(qj), z);
-            __m512 s1 = _mm512_fmadd_ps(k1, _mm512_loadu_ps(qj + 16), z);
-            __m512 s2 = _mm512_fmadd_ps(k2, _mm512_loadu_ps(qj + 32), z);
-            __m512 s3 = _mm512_fmadd_ps(k3, _mm512_loadu_ps(qj + 48), z);
-            s0 = _mm512_fmadd_ps(k4, _mm512_loadu_ps(qj + 64), s0);
-            s1 = _mm512_fmadd_ps(k5, _mm512_loadu_ps(qj + 80), s1);
-            s2 = _mm512_fmadd_ps(k6, _mm512_loadu_ps(qj + 96), s2);
-            s3 = _mm512_fmadd_ps(k7, _mm512_loadu_ps(qj + 112), s3);
-            d[j] = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
-        }
-        s = _mm256_mul_ps(qm__reduce8_ps(d), _mm256_set1_ps(scale));
+        const __m256 s = _mm256_mul_ps(qm__reduce8_ps(qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 128),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 256),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 384),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 512),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 640),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 768),
+                                                      qm__qk_row(k0, k1, k2, k3, k4, k5, k6, k7, qp + 896)),
+                                       _mm256_set1_ps(scale));
         _mm256_storeu_ps(sc + 8 * p, s);
         mx = _mm256_max_ps(s, mx); /* a NaN score leaves the max alone, as "s > mx" does */
     }
@@ -6845,23 +6856,30 @@ static void qm__attn_group_f16x128(const float *q, int g, const uint16_t *k, con
     for (p = 0; p < n_kv; p++) /* F16C rounds to nearest even, as qm_fp32_to_fp16 */
         _mm256_storeu_ps(sc + 8 * p, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_div_ps(_mm256_loadu_ps(sc + 8 * p), sum),
                                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-    /* P.V, 32 elements of every head per pass over the rows */
+    /* P.V, 32 elements of every head per pass over the rows: 16 accumulators, named so
+       that they stay in registers (as an array GCC keeps them in memory) */
     for (i = 0; i < 128; i += 32) {
-        __m512 a[2 * QM__ATT_G];
+        __m512 a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+        __m512 b0 = z, b1 = z, b2 = z, b3 = z, b4 = z, b5 = z, b6 = z, b7 = z;
         const uint16_t *vp = v + i;
-        for (j = 0; j < 2 * QM__ATT_G; j++) a[j] = z;
         for (p = 0; p < n_kv; p++, vp += stride) {
             const __m512 v0 = _mm512_cvtph_ps(QM__LD256(vp)), v1 = _mm512_cvtph_ps(QM__LD256(vp + 16));
-            const float *w = sc + 8 * p;
-            for (j = 0; j < QM__ATT_G; j++) {
-                const __m512 wj = _mm512_set1_ps(w[j]);
-                a[2 * j] = _mm512_fmadd_ps(wj, v0, a[2 * j]);
-                a[2 * j + 1] = _mm512_fmadd_ps(wj, v1, a[2 * j + 1]);
-            }
+            const float *w = sc + 8 * p; /* head j's weight of row p */
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(w[0]), v0, a0); b0 = _mm512_fmadd_ps(_mm512_set1_ps(w[0]), v1, b0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(w[1]), v0, a1); b1 = _mm512_fmadd_ps(_mm512_set1_ps(w[1]), v1, b1);
+            a2 = _mm512_fmadd_ps(_mm512_set1_ps(w[2]), v0, a2); b2 = _mm512_fmadd_ps(_mm512_set1_ps(w[2]), v1, b2);
+            a3 = _mm512_fmadd_ps(_mm512_set1_ps(w[3]), v0, a3); b3 = _mm512_fmadd_ps(_mm512_set1_ps(w[3]), v1, b3);
+            a4 = _mm512_fmadd_ps(_mm512_set1_ps(w[4]), v0, a4); b4 = _mm512_fmadd_ps(_mm512_set1_ps(w[4]), v1, b4);
+            a5 = _mm512_fmadd_ps(_mm512_set1_ps(w[5]), v0, a5); b5 = _mm512_fmadd_ps(_mm512_set1_ps(w[5]), v1, b5);
+            a6 = _mm512_fmadd_ps(_mm512_set1_ps(w[6]), v0, a6); b6 = _mm512_fmadd_ps(_mm512_set1_ps(w[6]), v1, b6);
+            a7 = _mm512_fmadd_ps(_mm512_set1_ps(w[7]), v0, a7); b7 = _mm512_fmadd_ps(_mm512_set1_ps(w[7]), v1, b7);
         }
-        for (j = 0; j < g; j++) {
-            _mm512_storeu_ps(out + 128 * j + i, a[2 * j]);
-            _mm512_storeu_ps(out + 128 * j + i + 16, a[2 * j + 1]);
+        {
+            const __m512 acc[2 * QM__ATT_G] = {a0, b0, a1, b1, a2, b2, a3, b3, a4, b4, a5, b5, a6, b6, a7, b7};
+            for (j = 0; j < g; j++) {
+                _mm512_storeu_ps(out + 128 * j + i, acc[2 * j]);
+                _mm512_storeu_ps(out + 128 * j + i + 16, acc[2 * j + 1]);
+            }
         }
     }
 }
