@@ -532,6 +532,13 @@ QMDEF const char *qm_backend_name(char *desc, size_t cap);
 #include <sys/time.h>
 #ifndef QWENMOE_NO_MMAP
 #include <sys/mman.h>
+#if defined(__linux__) && !defined(MADV_HUGEPAGE) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__))
+/* strict -std=c99 hides madvise and its flags; the Linux value of MADV_HUGEPAGE is fixed */
+extern int madvise(void *addr, size_t len, int advice);
+#define QM__MADV_HUGEPAGE 14
+#elif defined(MADV_HUGEPAGE)
+#define QM__MADV_HUGEPAGE MADV_HUGEPAGE
+#endif
 #endif
 #ifndef QWENMOE_NO_THREADS
 #include <pthread.h>
@@ -1212,6 +1219,15 @@ QMDEF qm_result qm_gguf_open(const char *path, const qm_gguf_params *params, qm_
         if (!(params && params->no_mmap) && size > 0) {
             void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
             if (m != MAP_FAILED) {
+#if defined(QM__MADV_HUGEPAGE)
+                /* Ask for 2 MiB page-cache folios, so that pages the file brings in through
+                   this mapping are mapped with 2 MiB entries: a forward pass reads weights
+                   from all over the file, and with 4 KiB pages the TLB misses cost more than
+                   the reads (on a VM with shadow paging: decode 5 tok/s instead of 13 on
+                   the 30B-A3B file). No effect where the kernel or file system can't; not
+                   an error then. */
+                (void)madvise(m, (size_t)size, QM__MADV_HUGEPAGE);
+#endif
                 g->map_base = m;
                 g->data = QM__CAST(const uint8_t *, m);
                 g->size = size;

@@ -102,6 +102,7 @@ say(Math.abs(j.pp_tps - med(j.pp_tps_all)) <= 1e-3 * j.pp_tps + 1e-3 && Math.abs
 say(j.bytes_per_token === +bpt, `bytes_per_token ${j.bytes_per_token} = ${bpt} (summed from qwenmoe-inspect's tensor table)`);
 say(j.bytes_per_token === j.bytes_nonexpert + j.bytes_experts + j.bytes_kv, "bytes_per_token = non-expert + experts + KV");
 say(Math.abs(j.tg_gbps - j.bytes_per_token * j.tg_tps / 1e9) <= 2e-3 * j.tg_gbps + 1e-4, `tg_gbps ${j.tg_gbps} = bytes/token x tg_tps`);
+say(j.rss_model_2m_mb >= 0 && j.rss_model_2m_mb <= j.rss_model_mb, `the model's mapping in 2 MiB pages, ${j.rss_model_2m_mb} MiB, is part of its RSS ${j.rss_model_mb} MiB`);
 say(j.peak_rss_mb >= j.rss_anon_mb && j.rss_model_mb >= 0 && j.rss_model_mb <= j.file_bytes / 1048576 + 0.01,
     `peak RSS ${j.peak_rss_mb} >= anonymous ${j.rss_anon_mb}; the model's mapping ${j.rss_model_mb} MiB is at most the file`);
 EOF

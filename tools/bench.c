@@ -118,7 +118,7 @@ static stats compute_stats(const double *v, int n) {
 
 /* Memory, in KiB; -1 where the kernel did not say. */
 typedef struct mem_info {
-    long ru_maxrss, vm_hwm, vm_rss, rss_anon, rss_file, model_rss;
+    long ru_maxrss, vm_hwm, vm_rss, rss_anon, rss_file, model_rss, model_pmd;
 } mem_info;
 
 static long status_field(const char *text, const char *key) {
@@ -130,18 +130,22 @@ static long status_field(const char *text, const char *key) {
     return v;
 }
 
-/* RSS of the mappings of the model file: /proc/self/smaps entries whose inode is the file's. */
-static long model_file_rss(const char *path) {
+/* RSS of the mappings of the model file: /proc/self/smaps entries whose inode is the file's;
+   *pmd gets the part of it mapped in 2 MiB pages (FilePmdMapped), which decides how often the
+   forward pass misses the TLB. */
+static long model_file_rss(const char *path, long *pmd) {
     struct stat st;
     FILE *f;
     char line[4096];
     long total = -1, v;
     int in_model = 0;
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    *pmd = -1;
     if (stat(path, &st) != 0) return -1;
     f = fopen("/proc/self/smaps", "r");
     if (!f) return -1;
     total = 0;
+    *pmd = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long lo, hi, off, ino;
         char perms[8], dev[32];
@@ -153,6 +157,8 @@ static long model_file_rss(const char *path) {
             in_model = ino != 0 && ino == (unsigned long)st.st_ino && at > 0 && ln >= bl && !strcmp(line + ln - bl, base);
         } else if (in_model && sscanf(line, "Rss: %ld", &v) == 1) {
             total += v;
+        } else if (in_model && sscanf(line, "FilePmdMapped: %ld", &v) == 1) {
+            *pmd += v;
         }
     }
     fclose(f);
@@ -165,7 +171,7 @@ static mem_info read_mem(const char *model_path) {
     FILE *f;
     char buf[8192];
     size_t n = 0;
-    mi.ru_maxrss = mi.vm_hwm = mi.vm_rss = mi.rss_anon = mi.rss_file = -1;
+    mi.ru_maxrss = mi.vm_hwm = mi.vm_rss = mi.rss_anon = mi.rss_file = mi.model_pmd = -1;
     if (getrusage(RUSAGE_SELF, &ru) == 0) mi.ru_maxrss = ru.ru_maxrss; /* KiB on Linux */
     f = fopen("/proc/self/status", "r");
     if (f) {
@@ -179,7 +185,7 @@ static mem_info read_mem(const char *model_path) {
         mi.rss_anon = status_field(buf, "RssAnon:");
         mi.rss_file = status_field(buf, "RssFile:");
     }
-    mi.model_rss = model_file_rss(model_path);
+    mi.model_rss = model_file_rss(model_path, &mi.model_pmd);
     return mi;
 }
 
@@ -409,9 +415,9 @@ int main(int argc, char **argv) {
             printf(",\"tg_tps\":%.3f,\"tg_tps_mean\":%.3f,\"tg_tps_sd\":%.3f,\"tg_tps_all\":", sg.median, sg.mean, sg.sd);
             json_arr(stdout, tg, reps);
         } else printf(",\"tg_tps\":null,\"tg_tps_all\":[]");
-        printf(",\"peak_rss_mb\":%.1f,\"ru_maxrss_mb\":%.1f,\"rss_mb\":%.1f,\"rss_anon_mb\":%.1f,\"rss_file_mb\":%.1f,\"rss_model_mb\":%.1f",
+        printf(",\"peak_rss_mb\":%.1f,\"ru_maxrss_mb\":%.1f,\"rss_mb\":%.1f,\"rss_anon_mb\":%.1f,\"rss_file_mb\":%.1f,\"rss_model_mb\":%.1f,\"rss_model_2m_mb\":%.1f",
                mib(mi.vm_hwm >= 0 ? mi.vm_hwm : mi.ru_maxrss), mib(mi.ru_maxrss), mib(mi.vm_rss), mib(mi.rss_anon),
-               mib(mi.rss_file), mib(mi.model_rss));
+               mib(mi.rss_file), mib(mi.model_rss), mib(mi.model_pmd));
         printf(",\"bytes_per_token\":%.0f,\"bytes_nonexpert\":%.0f,\"bytes_experts\":%.0f,\"bytes_kv\":%.0f",
                tr.total, tr.other + tr.embd_row + tr.head, tr.experts, tr.kv);
         if (n_gen > 0) printf(",\"tg_gbps\":%.4f}\n", gbps);
@@ -437,8 +443,9 @@ int main(int argc, char **argv) {
         printf("load: %.3f s (qm_model_load + qm_context_create, wall clock; mmapped weights are paged in later, as they are first used)\n",
                load_s);
         printf("memory: peak RSS %.1f MiB (VmHWM; getrusage ru_maxrss %.1f MiB); at the end RSS %.1f MiB = anonymous %.1f MiB"
-               " + file-backed %.1f MiB, of which the model file's mapping %.1f MiB\n",
-               mib(mi.vm_hwm), mib(mi.ru_maxrss), mib(mi.vm_rss), mib(mi.rss_anon), mib(mi.rss_file), mib(mi.model_rss));
+               " + file-backed %.1f MiB, of which the model file's mapping %.1f MiB (%.1f MiB of it in 2 MiB pages)\n",
+               mib(mi.vm_hwm), mib(mi.ru_maxrss), mib(mi.vm_rss), mib(mi.rss_anon), mib(mi.rss_file), mib(mi.model_rss),
+               mib(mi.model_pmd));
         if (n_gen > 0) {
             printf("bytes per decoded token: %.0f (%.2f MB) =\n", tr.total, tr.total / 1e6);
             printf("  %12.0f  tensors not named *_exps, other than token_embd and output (attention, norms, router)\n", tr.other);

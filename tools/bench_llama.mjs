@@ -74,26 +74,31 @@ function statusKiB(text, key) {
     const m = text.match(new RegExp(`^${key}:\\s*(\\d+)`, "m"));
     return m ? +m[1] : -1;
 }
-function modelFileRssKiB() { // Rss of the mappings of the model file (same inode and name) in /proc/self/smaps
+// Rss of the mappings of the model file (same inode and name) in /proc/self/smaps, and the
+// part of it mapped in 2 MiB pages (FilePmdMapped)
+function modelFileRssKiB() {
     let text;
-    try { text = fs.readFileSync("/proc/self/smaps", "utf8"); } catch { return -1; }
+    try { text = fs.readFileSync("/proc/self/smaps", "utf8"); } catch { return { rss: -1, pmd: -1 }; }
     const base = path.basename(opt.m);
-    let inModel = false, total = 0;
+    let inModel = false, rss = 0, pmd = 0;
     for (const line of text.split("\n")) {
         const h = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ [0-9a-f]+ \S+ (\d+)\s*(.*)$/);
         if (h) { inModel = +h[1] !== 0 && +h[1] === fileStat.ino && h[2].endsWith(base); continue; }
         const r = inModel && line.match(/^Rss:\s*(\d+)/);
-        if (r) total += +r[1];
+        if (r) rss += +r[1];
+        const p = inModel && line.match(/^FilePmdMapped:\s*(\d+)/);
+        if (p) pmd += +p[1];
     }
-    return total;
+    return { rss, pmd };
 }
 function readMem() {
     let text = "";
     try { text = fs.readFileSync("/proc/self/status", "utf8"); } catch { /* not Linux */ }
+    const mf = modelFileRssKiB();
     return {
         maxrss: process.resourceUsage().maxRSS, // KiB
         hwm: statusKiB(text, "VmHWM"), rss: statusKiB(text, "VmRSS"),
-        anon: statusKiB(text, "RssAnon"), file: statusKiB(text, "RssFile"), model: modelFileRssKiB(),
+        anon: statusKiB(text, "RssAnon"), file: statusKiB(text, "RssFile"), model: mf.rss, model_pmd: mf.pmd,
     };
 }
 const mb = (k) => (k < 0 ? -1 : +(k / 1024).toFixed(1));
@@ -251,7 +256,7 @@ const out = {
     tg_llama_eval_ms: se.median == null ? null : +se.median.toFixed(4), tg_wall_ms: wallMs == null ? null : +wallMs.toFixed(4),
     tg_overhead_us: se.median == null || wallMs == null ? null : +((wallMs - se.median) * 1000).toFixed(1),
     peak_rss_mb: mb(mem.hwm >= 0 ? mem.hwm : mem.maxrss), ru_maxrss_mb: mb(mem.maxrss), rss_mb: mb(mem.rss),
-    rss_anon_mb: mb(mem.anon), rss_file_mb: mb(mem.file), rss_model_mb: mb(mem.model),
+    rss_anon_mb: mb(mem.anon), rss_file_mb: mb(mem.file), rss_model_mb: mb(mem.model), rss_model_2m_mb: mb(mem.model_pmd),
     rss_before_load_mb: mb(memStart.rss), // node itself, before node-llama-cpp was loaded
     cpu_variant: cpuVariant, addon: addonPath, llama_cpp_release: llama.llamaCppRelease?.release ?? null,
     node_llama_cpp: "3.22.1",
@@ -267,7 +272,7 @@ if (opt.json) {
     console.log(`\n${opt.reps} repetitions; t/s is mean ± sample standard deviation; KV cache f16, n_ctx ${opt.ctx}`);
     console.log(`load: ${loadS.toFixed(3)} s (loadModel ${loadModelS.toFixed(3)} s + createContext ${(loadS - loadModelS).toFixed(3)} s, wall clock; mmap)`);
     console.log(`memory: peak RSS ${out.peak_rss_mb} MiB (VmHWM; maxRSS ${out.ru_maxrss_mb} MiB; node alone before loading: ${out.rss_before_load_mb} MiB);`
-                + ` at the end RSS ${out.rss_mb} MiB = anonymous ${out.rss_anon_mb} MiB + file-backed ${out.rss_file_mb} MiB, of which the model file's mapping ${out.rss_model_mb} MiB`);
+                + ` at the end RSS ${out.rss_mb} MiB = anonymous ${out.rss_anon_mb} MiB + file-backed ${out.rss_file_mb} MiB, of which the model file's mapping ${out.rss_model_mb} MiB (${out.rss_model_2m_mb} MiB of it in 2 MiB pages)`);
     if (out.tg_overhead_us != null)
         console.log(`tg per token: ${out.tg_wall_ms} ms wall, of which llama.cpp's own eval time ${out.tg_llama_eval_ms} ms`
                     + ` (llama_perf_context); ${opt.api} API overhead ${out.tg_overhead_us} us per token (medians)`);

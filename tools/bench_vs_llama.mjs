@@ -136,6 +136,7 @@ rows.push({ name: "load s", a: perRun("qwenmoe", "load_s"), b: perRun("llama", "
 rows.push({ name: "peak RSS MiB (VmHWM)", a: perRun("qwenmoe", "peak_rss_mb"), b: perRun("llama", "peak_rss_mb"), d: 1, higher: false });
 rows.push({ name: "RSS anonymous MiB (end)", a: perRun("qwenmoe", "rss_anon_mb"), b: perRun("llama", "rss_anon_mb"), d: 1, higher: false });
 rows.push({ name: "RSS of the model file's mapping MiB (end)", a: perRun("qwenmoe", "rss_model_mb"), b: perRun("llama", "rss_model_mb"), d: 1, higher: false });
+rows.push({ name: "  of it in 2 MiB pages, MiB (end)", a: perRun("qwenmoe", "rss_model_2m_mb"), b: perRun("llama", "rss_model_2m_mb"), d: 1, higher: true });
 if (opt.n > 0 && q.bytes_per_token > 0) {
     const bpt = q.bytes_per_token;
     const gb = (s) => (s ? { n: s.n, mean: s.mean * bpt / 1e9, sd: s.sd * bpt / 1e9, median: s.median * bpt / 1e9 } : null);
