@@ -6073,6 +6073,36 @@ static void qm__pool_run(qm__pool *pool, qm__task_fn fn, void *arg) {
     fn(arg, 0, 1);
 }
 
+/* ---- loops over tokens or rows, split among the threads ---- */
+
+typedef void (*qm__range_fn)(void *arg, int i0, int i1);
+typedef struct qm__range_job {
+    qm__range_fn fn;
+    void *arg;
+    int n;
+} qm__range_job;
+
+static void qm__range_task(void *arg, int ith, int nth) {
+    const qm__range_job *j = QM__CAST(const qm__range_job *, arg);
+    const int i0 = QM__CAST(int, QM__CAST(int64_t, j->n) * ith / nth), i1 = QM__CAST(int, QM__CAST(int64_t, j->n) * (ith + 1) / nth);
+    if (i1 > i0) j->fn(j->arg, i0, i1);
+}
+
+/* fn(arg, i0, i1) over [0, n) in equal parts, one per thread. The norms, quantizations and
+   sums between the matrix products are a tenth of a prefill's work; done by one thread they
+   left the others idle. Below QM__PAR_MIN items (decode) it runs here: a wake-up and a wait
+   would cost more than the work. Each item's result is the same whoever computes it. */
+#define QM__PAR_MIN 16
+static void qm__pool_for(qm__pool *pool, int n, qm__range_fn fn, void *arg) {
+    qm__range_job j;
+    if (n < QM__PAR_MIN) {
+        if (n > 0) fn(arg, 0, n);
+        return;
+    }
+    j.fn = fn; j.arg = arg; j.n = n;
+    qm__pool_run(pool, qm__range_task, &j);
+}
+
 /* ---- matrix product: Y[t][r] = dot(W row r, X[t]) for rows r0..r1 ---- */
 
 typedef struct qm__weight {
@@ -6120,16 +6150,30 @@ static void qm__matmul_q(qm__pool *pool, const void *qbuf, const qm__weight *w, 
     qm__pool_run(pool, qm__matmul_task, &j);
 }
 
-static void qm__quantize_rows(const qm__weight *w, const float *x, int64_t ldx, void *qbuf, int T) {
-    size_t stride = qm__act_row_bytes(w->type, w->ne0);
+typedef struct qm__quant_job {
+    const qm__weight *w;
+    const float *x;
+    int64_t ldx;
+    uint8_t *q;
+    size_t stride;
+} qm__quant_job;
+
+static void qm__quant_range(void *arg, int t0, int t1) {
+    const qm__quant_job *j = QM__CAST(const qm__quant_job *, arg);
     int t;
-    for (t = 0; t < T; t++)
-        qm__quantize_act(w->type, x + t * ldx, QM__CAST(uint8_t *, qbuf) + (size_t)t * stride, w->ne0);
+    for (t = t0; t < t1; t++) qm__quantize_act(j->w->type, j->x + t * j->ldx, j->q + j->stride * QM__CAST(size_t, t), j->w->ne0);
+}
+
+/* T rows of x (ldx apart), quantized for w's type */
+static void qm__quantize_rows(qm__pool *pool, const qm__weight *w, const float *x, int64_t ldx, void *qbuf, int T) {
+    qm__quant_job j;
+    j.w = w; j.x = x; j.ldx = ldx; j.q = QM__CAST(uint8_t *, qbuf); j.stride = qm__act_row_bytes(w->type, w->ne0);
+    qm__pool_for(pool, T, qm__quant_range, &j);
 }
 
 static void qm__matmul(qm__pool *pool, void *qbuf, const qm__weight *w, int expert,
                        const float *x, int64_t ldx, float *y, int64_t ldy, int T) {
-    qm__quantize_rows(w, x, ldx, qbuf, T);
+    qm__quantize_rows(pool, w, x, ldx, qbuf, T);
     qm__matmul_q(pool, qbuf, w, expert, y, ldy, T);
 }
 
@@ -6579,6 +6623,7 @@ struct qm_context {
     int32_t *sel;            /* [n_batch][n_expert_used] */
     float *sel_w;
     int32_t *exp_tokens;     /* [n_batch * k] (token, slot) pairs, grouped by expert */
+    int32_t *pair_of;        /* [n_batch][k] the pair of (token, slot) */
     void *exp_q;             /* [n_batch * k] quantized expert input rows, in pair order */
     size_t exp_q_stride;     /* bytes per row of exp_q */
     qm__mm_item *mm_items;   /* [2 * n_expert + 3] products of one dispatch */
@@ -6696,6 +6741,7 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
     QM__BUF(sel, (size_t)nb * QM__MAX(hp->n_expert_used, 1), int32_t);
     QM__BUF(sel_w, (size_t)nb * QM__MAX(hp->n_expert_used, 1), float);
     QM__BUF(exp_tokens, (size_t)nb * K1 * 2, int32_t);
+    QM__BUF(pair_of, (size_t)nb * K1, int32_t);
     c->exp_q = qm__calloc_f((size_t)nb * K1, c->exp_q_stride, &ok);
     QM__BUF(mm_items, 2 * (size_t)hp->n_expert + 3, qm__mm_item);
     QM__BUF(exp_first, (size_t)hp->n_expert + 1, int32_t);
@@ -6733,7 +6779,7 @@ QMDEF void qm_context_free(qm_context *c) {
     QM_FREE(c->k_cache); QM_FREE(c->v_cache); QM_FREE(c->rope_cos); QM_FREE(c->rope_sin);
     QM_FREE(c->x); QM_FREE(c->xn); QM_FREE(c->q); QM_FREE(c->k); QM_FREE(c->v); QM_FREE(c->att);
     QM_FREE(c->o); QM_FREE(c->moe); QM_FREE(c->router); QM_FREE(c->ff_gate); QM_FREE(c->ff_up);
-    QM_FREE(c->ff_down); QM_FREE(c->sel); QM_FREE(c->sel_w); QM_FREE(c->exp_tokens); QM_FREE(c->exp_q);
+    QM_FREE(c->ff_down); QM_FREE(c->sel); QM_FREE(c->sel_w); QM_FREE(c->exp_tokens); QM_FREE(c->pair_of); QM_FREE(c->exp_q);
     QM_FREE(c->mm_items); QM_FREE(c->exp_first);
     QM_FREE(c->scores); QM_FREE(c->qact); QM_FREE(c->logits);
     QM_FREE(c);
@@ -6989,6 +7035,26 @@ static void qm__attn_task(void *arg, int ith, int nth) {
     }
 }
 
+/* RMSNorm of T rows, split among the threads */
+typedef struct qm__norm_job {
+    float *dst;
+    const float *src, *w;
+    int n;
+    float eps;
+} qm__norm_job;
+
+static void qm__norm_range(void *arg, int t0, int t1) {
+    const qm__norm_job *j = QM__CAST(const qm__norm_job *, arg);
+    int t;
+    for (t = t0; t < t1; t++) qm__rmsnorm(j->dst + (size_t)t * j->n, j->src + (size_t)t * j->n, j->w, j->n, j->eps);
+}
+
+static void qm__rmsnorm_rows(qm_context *c, float *dst, const float *src, const float *w, int T) {
+    qm__norm_job j;
+    j.dst = dst; j.src = src; j.w = w; j.n = c->m->hp.n_embd; j.eps = c->m->hp.rms_eps;
+    qm__pool_for(&c->pool, T, qm__norm_range, &j);
+}
+
 /* Router: softmax over all experts, top-k, renormalise (clamped as llama.cpp does). */
 static void qm__route(qm_context *c, int T) {
     const qm_hparams *hp = &c->m->hp;
@@ -7016,6 +7082,57 @@ static void qm__route(qm_context *c, int T) {
 
 static int qm__moe_cuda(qm_context *c, int il, int T);
 
+/* the parts of qm__moe between its products, over pairs or tokens (qm__pool_for) */
+typedef struct qm__moe_job {
+    qm_context *c;
+    const qm__layer *L;
+} qm__moe_job;
+
+/* pairs i0..i1-1: their token's quantized input row, copied into the pair's place */
+static void qm__moe_inputs(void *arg, int i0, int i1) {
+    const qm__moe_job *j = QM__CAST(const qm__moe_job *, arg);
+    const qm_context *c = j->c;
+    const size_t qs = c->exp_q_stride, in_bytes = qm__act_row_bytes(j->L->gate_exps.type, c->m->hp.n_embd);
+    int i;
+    for (i = i0; i < i1; i++)
+        memcpy(QM__CAST(uint8_t *, c->exp_q) + (size_t)i * qs, QM__CAST(const uint8_t *, c->qact) + (size_t)c->exp_tokens[2 * i] * in_bytes, in_bytes);
+}
+
+/* pairs i0..i1-1: SwiGLU of gate and up, quantized as the down product's input */
+static void qm__moe_mid(void *arg, int i0, int i1) {
+    const qm__moe_job *j = QM__CAST(const qm__moe_job *, arg);
+    const qm_context *c = j->c;
+    const int ff = c->m->hp.n_ff_exp;
+    int i;
+    qm__swiglu(c->ff_gate + (size_t)i0 * ff, c->ff_up + (size_t)i0 * ff, QM__CAST(size_t, i1 - i0) * QM__CAST(size_t, ff));
+    for (i = i0; i < i1; i++)
+        qm__quantize_act(j->L->down_exps.type, c->ff_gate + (size_t)i * ff, QM__CAST(uint8_t *, c->exp_q) + (size_t)i * c->exp_q_stride, ff);
+}
+
+/* tokens t0..t1-1: the weighted sum of their experts' outputs, in pair order (experts
+   ascending), as one loop over all pairs would add them */
+static void qm__moe_sum(void *arg, int t0, int t1) {
+    const qm__moe_job *j = QM__CAST(const qm__moe_job *, arg);
+    const qm_context *c = j->c;
+    const int K = c->m->hp.n_expert_used, E = c->m->hp.n_embd;
+    int t, k, kk, d;
+    for (t = t0; t < t1; t++) {
+        const int32_t *po = c->pair_of + (size_t)t * K;
+        float *dst = c->moe + (size_t)t * E;
+        int32_t last = -1;
+        for (d = 0; d < E; d++) dst[d] = 0.0f;
+        for (k = 0; k < K; k++) {
+            int next = -1; /* the slot with the smallest pair after the last one (K is small) */
+            const float *src;
+            for (kk = 0; kk < K; kk++)
+                if (po[kk] > last && (next < 0 || po[kk] < po[next])) next = kk;
+            last = po[next];
+            src = c->ff_down + (size_t)last * E;
+            for (d = 0; d < E; d++) dst[d] += c->sel_w[t * K + next] * src[d];
+        }
+    }
+}
+
 /* SwiGLU experts for T tokens. The (token, slot) pairs are grouped by expert, so each
    expert's weights are read once per batch however many tokens chose it; then one dispatch
    runs the gate and up products of every selected expert, and one more their down products
@@ -7024,13 +7141,13 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
     const qm_hparams *hp = &c->m->hp;
     int K = hp->n_expert_used, ff = hp->n_ff_exp, E = hp->n_embd, e, t, k, i, n = 0, n_items = 0;
     const size_t qs = c->exp_q_stride;
-    const size_t in_bytes = qm__act_row_bytes(L->gate_exps.type, E);
     const int same_act = qm__act_type(L->up_exps.type) == qm__act_type(L->gate_exps.type);
     uint8_t *xq = QM__CAST(uint8_t *, c->exp_q);
     qm__mm_item *items = c->mm_items;
     int32_t *first = c->exp_first;
+    qm__moe_job job;
     if (c->m->cuda_moe && il >= c->m->cuda_first_layer && qm__moe_cuda(c, il, T)) return;
-    memset(c->moe, 0, sizeof(float) * (size_t)T * E);
+    job.c = c; job.L = L;
     /* group the pairs by expert: pair p = (token, slot), first[j] = first pair of used expert j */
     for (e = 0; e < hp->n_expert; e++) {
         const int start = n;
@@ -7039,6 +7156,7 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
                 if (c->sel[t * K + k] == e) {
                     c->exp_tokens[2 * n] = t;
                     c->exp_tokens[2 * n + 1] = k;
+                    c->pair_of[t * K + k] = n;
                     n++;
                 }
         if (n > start) {
@@ -7054,8 +7172,8 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
     }
     first[n_items / 2] = n;
     /* the inputs: each token's row quantized once, then copied to its pairs */
-    qm__quantize_rows(&L->gate_exps, c->xn, E, c->qact, T);
-    for (i = 0; i < n; i++) memcpy(xq + (size_t)i * qs, QM__CAST(uint8_t *, c->qact) + (size_t)c->exp_tokens[2 * i] * in_bytes, in_bytes);
+    qm__quantize_rows(&c->pool, &L->gate_exps, c->xn, E, c->qact, T);
+    qm__pool_for(&c->pool, n, qm__moe_inputs, &job);
     if (same_act) {
         qm__matmul_multi(&c->pool, items, n_items);
     } else {
@@ -7066,8 +7184,7 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
         for (i = 1; i < n_items; i += 2) qm__matmul_multi(&c->pool, &items[i], 1);
     }
     /* SwiGLU, then the down inputs */
-    qm__swiglu(c->ff_gate, c->ff_up, QM__CAST(size_t, n) * QM__CAST(size_t, ff));
-    for (i = 0; i < n; i++) qm__quantize_act(L->down_exps.type, c->ff_gate + (size_t)i * ff, xq + (size_t)i * qs, ff);
+    qm__pool_for(&c->pool, n, qm__moe_mid, &job);
     for (i = 0; i < n_items / 2; i++) {
         qm__mm_item *it = &items[i];
         it->w = &L->down_exps; it->expert = items[2 * i].expert;
@@ -7075,13 +7192,8 @@ static void qm__moe(qm_context *c, const qm__layer *L, int il, int T) {
         it->y = c->ff_down + (size_t)first[i] * E; it->ldy = E;
     }
     qm__matmul_multi(&c->pool, items, n_items / 2);
-    /* the weighted sum, in pair order (experts ascending) */
-    for (i = 0; i < n; i++) {
-        int tt = c->exp_tokens[2 * i], kk = c->exp_tokens[2 * i + 1], d;
-        float w = c->sel_w[tt * K + kk], *dst = c->moe + (size_t)tt * E;
-        const float *src = c->ff_down + (size_t)i * E;
-        for (d = 0; d < E; d++) dst[d] += w * src[d];
-    }
+    /* the weighted sum */
+    qm__pool_for(&c->pool, T, qm__moe_sum, &job);
 }
 
 static void qm__ffn_dense(qm_context *c, const qm__layer *L, int T) {
@@ -7112,7 +7224,7 @@ static void qm__qkv(qm_context *c, const qm__layer *L, int T) {
         if (j < i) offs[i] = offs[j];
         else {
             offs[i] = off;
-            qm__quantize_rows(ws[i], c->xn, hp->n_embd, q + off, T);
+            qm__quantize_rows(&c->pool, ws[i], c->xn, hp->n_embd, q + off, T);
             off += qm__act_row_bytes(ws[i]->type, hp->n_embd) * (size_t)T;
         }
         it[i].w = ws[i]; it[i].expert = 0; it[i].qx = q + offs[i];
@@ -7140,7 +7252,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         qm__attn_job aj;
 
         /* attention block */
-        for (t = 0; t < T; t++) qm__rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
+        qm__rmsnorm_rows(c, c->xn, c->x, L->attn_norm, T);
         qm__trace(c, il, "attn_norm", c->xn, T, E);
         qm__qkv(c, L, T);
         for (t = 0; t < T; t++) {
@@ -7169,7 +7281,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         for (i = 0; i < T * E; i++) c->x[i] += c->o[i];
 
         /* feed-forward block */
-        for (t = 0; t < T; t++) qm__rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, hp->rms_eps);
+        qm__rmsnorm_rows(c, c->xn, c->x, L->ffn_norm, T);
         qm__trace(c, il, "ffn_norm", c->xn, T, E);
         if (hp->n_expert) {
             qm__matmul(&c->pool, c->qact, &L->router, 0, c->xn, E, c->router, hp->n_expert, T);
@@ -7193,7 +7305,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
     /* final norm and LM head, for the rows whose logits are wanted */
     {
         const float *src = c->x + (size_t)(T - out_rows) * E;
-        for (t = 0; t < out_rows; t++) qm__rmsnorm(c->xn + (size_t)t * E, src + (size_t)t * E, m->output_norm, E, hp->rms_eps);
+        qm__rmsnorm_rows(c, c->xn, src, m->output_norm, out_rows);
         qm__trace(c, -1, "result_norm", c->xn, out_rows, E);
         qm__matmul(&c->pool, c->qact, &m->output, 0, c->xn, E, c->logits, hp->n_vocab, out_rows);
         c->n_logits = out_rows;
