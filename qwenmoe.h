@@ -2803,6 +2803,9 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
 /*  They add the same integers and differ from the plain kernels only by float rounding. */
 /*  On x86 the Q2_K/Q3_K/Q4_K/Q6_K kernels add their float terms in the order of          */
 /*  llama.cpp's own x86 kernels (see qm__mm_q4_K_r16), so that near-ties resolve as there.*/
+/*  Prefill on AVX-512 VNNI: Q4_K and Q6_K tiles of 16 weight rows in the vector lanes    */
+/*  (qm__mm_q4_K_r16, qm__mm_q6_K_r16), decoded once per tile and used by up to 64 / 32   */
+/*  tokens, with the same float order as the single-token kernels.                       */
 /*  The activation quantizers give the same bytes on every path. QWENMOE_NO_SIMD forces   */
 /*  the plain C code.                                                                    */
 /*                                                                                       */
@@ -5967,11 +5970,35 @@ typedef struct qm__pool {
     pthread_cond_t cv_done;
     qm__task_fn fn;
     void *arg;
-    uint64_t generation;
-    int pending;
-    int quit;
+    uint64_t generation;   /* written under mu */
+    int pending;           /* workers still running the current task */
+    int quit;              /* written under mu */
+    int sleeping;          /* workers in cv_work's wait (under mu) */
+    int main_waiting;      /* the caller in cv_done's wait (under mu) */
 #endif
 } qm__pool;
+
+/* A decode step is some 300 dispatches (6 per layer), each a few hundred microseconds of
+   work. Waking a sleeping thread through the kernel takes tens of microseconds on a VM, so
+   the threads first spin on the counters for a while (QM__SPIN_ITERS pauses, about 50 us)
+   and only then sleep on the condition variables. Spinning needs atomics: the GCC/clang
+   builtins; other compilers take the lock for every access and never spin. */
+#if !defined(QWENMOE_NO_THREADS) && defined(__GNUC__)
+#define QM__SPIN 1
+#define QM__LOAD(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define QM__STORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define QM__SPIN_ITERS 2048
+#if defined(QM__X86)
+#define QM__PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define QM__PAUSE() __asm__ __volatile__("yield")
+#else
+#define QM__PAUSE() __asm__ __volatile__("" ::: "memory")
+#endif
+#else
+#define QM__LOAD(p) (*(p))
+#define QM__STORE(p, v) (*(p) = (v))
+#endif
 
 #ifndef QWENMOE_NO_THREADS
 typedef struct qm__worker_arg {
@@ -5988,17 +6015,31 @@ static void *qm__worker_main(void *p) {
     for (;;) {
         qm__task_fn fn;
         void *arg;
+#if defined(QM__SPIN)
+        int i;
+        for (i = 0; i < QM__SPIN_ITERS && QM__LOAD(&pool->generation) == seen && !QM__LOAD(&pool->quit); i++) QM__PAUSE();
+#endif
         pthread_mutex_lock(&pool->mu);
-        while (pool->generation == seen && !pool->quit) pthread_cond_wait(&pool->cv_work, &pool->mu);
+        pool->sleeping++;
+        while (QM__LOAD(&pool->generation) == seen && !QM__LOAD(&pool->quit)) pthread_cond_wait(&pool->cv_work, &pool->mu);
+        pool->sleeping--;
         if (pool->quit) { pthread_mutex_unlock(&pool->mu); break; }
         seen = pool->generation;
         fn = pool->fn;
         arg = pool->arg;
         pthread_mutex_unlock(&pool->mu);
         fn(arg, ith, pool->n_threads);
+#if defined(QM__SPIN)
+        if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&pool->mu);
+            if (pool->main_waiting) pthread_cond_signal(&pool->cv_done);
+            pthread_mutex_unlock(&pool->mu);
+        }
+#else
         pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->cv_done);
+        if (--pool->pending == 0 && pool->main_waiting) pthread_cond_signal(&pool->cv_done);
         pthread_mutex_unlock(&pool->mu);
+#endif
     }
     return NULL;
 }
@@ -6038,7 +6079,7 @@ static void qm__pool_free(qm__pool *pool) {
 #ifndef QWENMOE_NO_THREADS
     int i;
     pthread_mutex_lock(&pool->mu);
-    pool->quit = 1;
+    QM__STORE(&pool->quit, 1);
     pthread_cond_broadcast(&pool->cv_work);
     pthread_mutex_unlock(&pool->mu);
     for (i = 1; i < pool->n_threads && pool->threads; i++) pthread_join(pool->threads[i], NULL);
@@ -6057,13 +6098,21 @@ static void qm__pool_run(qm__pool *pool, qm__task_fn fn, void *arg) {
         pthread_mutex_lock(&pool->mu);
         pool->fn = fn;
         pool->arg = arg;
-        pool->pending = pool->n_threads - 1;
-        pool->generation++;
-        pthread_cond_broadcast(&pool->cv_work);
+        QM__STORE(&pool->pending, pool->n_threads - 1);
+        QM__STORE(&pool->generation, pool->generation + 1);
+        if (pool->sleeping) pthread_cond_broadcast(&pool->cv_work);
         pthread_mutex_unlock(&pool->mu);
         fn(arg, 0, pool->n_threads);
+#if defined(QM__SPIN)
+        {
+            int i;
+            for (i = 0; i < QM__SPIN_ITERS && QM__LOAD(&pool->pending) > 0; i++) QM__PAUSE();
+        }
+#endif
         pthread_mutex_lock(&pool->mu);
-        while (pool->pending > 0) pthread_cond_wait(&pool->cv_done, &pool->mu);
+        pool->main_waiting = 1;
+        while (QM__LOAD(&pool->pending) > 0) pthread_cond_wait(&pool->cv_done, &pool->mu);
+        pool->main_waiting = 0;
         pthread_mutex_unlock(&pool->mu);
         return;
     }
