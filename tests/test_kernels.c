@@ -622,6 +622,7 @@ static void test_q4k_order(void) {
    own running sum; the 8 sums added as ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)). Written
    out in scalar C from the format; the single-token kernel and qm__matmul_rows (16-row
    tiles, passes of 32 tokens, tail rows) must give exactly these values. */
+#if defined(QM__AVX512) && defined(__AVX512VNNI__)
 static float q6k_order_ref(const qm__block_q6_K *w, const qm__block_q8_K *a, int64_t nb) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t b;
@@ -639,6 +640,7 @@ static float q6k_order_ref(const qm__block_q6_K *w, const qm__block_q8_K *a, int
     }
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
+#endif
 
 static void test_q6k_order(void) {
     const int64_t n = 1024, nb = n / QM__QK_K;
