@@ -516,6 +516,21 @@ QMDEF const char *qm_backend_name(char *desc, size_t cap);
 #ifndef QWENMOE_IMPLEMENTATION_DONE
 #define QWENMOE_IMPLEMENTATION_DONE
 
+/* No fused multiply-adds that the code does not ask for. GCC's default (gnu) modes let it fuse
+   a * b + c, even across statements and intrinsics, and clang fuses within an expression:
+   that changes the last bits of norms, RoPE, the softmax and the expert sums, and with them
+   which near-tied token wins. Parity with llama.cpp is measured on the unfused code (a golden
+   row failed when built with gcc's defaults), and the quantizers must give ggml's bytes; so
+   the implementation turns fusing off for itself, whatever the flags. The kernels' own fmas
+   are intrinsics and stay. tests/compile.sh compares the logits of gcc and clang builds, in
+   -std=c99 and in their default modes, byte for byte. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1469,12 +1484,11 @@ QMDEF const qm_gguf_tensor *qm_gguf_find_tensor(const qm_gguf *g, const char *na
 /*  against a real libggml-base.so.                                                      */
 /*                                                                                       */
 /*  Bit-exactness needs plain IEEE single-precision arithmetic with no contraction of    */
-/*  a*b+c into fused multiply-adds (ggml's x86-64 reference build has none). Pragmas     */
-/*  around the arithmetic part of this section (from "rounding helpers" to the end)      */
-/*  turn contraction off: STDC FP_CONTRACT for clang; for gcc, which contracts in GNU    */
-/*  modes on FMA targets (-march=native, aarch64), an optimize pragma, used only where   */
-/*  FMA exists. The integer-only fp16/bf16 conversions stay outside, free to inline.     */
-/*  An explicit -ffp-contract=fast or -ffast-math overrides this and loses exactness.    */
+/*  a*b+c into fused multiply-adds (ggml's x86-64 reference build has none). The pragmas */
+/*  at the top of the implementation turn contraction off for all of it: STDC            */
+/*  FP_CONTRACT for clang; for gcc, which contracts in GNU modes on FMA targets          */
+/*  (-march=native, aarch64), an optimize pragma. -ffast-math overrides this and loses   */
+/*  exactness.                                                                           */
 /* ------------------------------------------------------------------------------------- */
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -1710,13 +1724,6 @@ QMDEF uint16_t qm_fp32_to_bf16(float f) {
     if ((u & 0x7fffffffu) > 0x7f800000u) return QM__CAST(uint16_t, (u >> 16) | 64u);
     return QM__CAST(uint16_t, (u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
-
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 /* ---- rounding helpers shared by the quantizers ---------------------------------------- */
 
@@ -2766,12 +2773,6 @@ QMDEF qm_result qm_quantize_row(int type, const float *src, void *dst, int64_t n
     return QM_OK;
 }
 
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT DEFAULT
-#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
-#pragma GCC pop_options
-#endif
-
 /* ===================================================================================== */
 /*  3. kernels                                                                           */
 /* ===================================================================================== */
@@ -2945,14 +2946,8 @@ static QM__MAYBE_UNUSED size_t qm__act_row_bytes(int wtype, int64_t n) {
     return QM__CAST(size_t, n / blck) * QM__CAST(size_t, bytes);
 }
 
-/* Q8_0S: d and q exactly as qm__quantize_row_q8_0, and the sum of the q. Same float
-   arithmetic, so no contraction into fused multiply-adds either (see the top of quant). */
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#endif
+/* Q8_0S: d and q exactly as qm__quantize_row_q8_0, and the sum of the q (the same float
+   arithmetic: no contraction, see the top of the implementation). */
 static QM__MAYBE_UNUSED void qm__quantize_row_q8_0s(const float *x, void *vy, int64_t n) {
     qm__block_q8_0s *y = QM__CAST(qm__block_q8_0s *, vy);
     int64_t i, nb = n / 32;
@@ -2974,11 +2969,6 @@ static QM__MAYBE_UNUSED void qm__quantize_row_q8_0s(const float *x, void *vy, in
         y[i].s = qm_fp32_to_fp16(d * QM__CAST(float, sum));
     }
 }
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT DEFAULT
-#elif defined(__GNUC__) && defined(__FP_FAST_FMAF)
-#pragma GCC pop_options
-#endif
 
 /* fp16 -> f32 for block scales, in one instruction where the target has one. */
 static QM__INLINE float qm__h2f(uint16_t h) {
@@ -9963,6 +9953,12 @@ QMDEF const char *qm_backend_name(char *desc, size_t cap) {
     if (!h->probe || !h->probe(desc, cap)) return "cpu";
     return h->name ? h->name : "cuda";
 }
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT DEFAULT
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
 
 #endif /* QWENMOE_IMPLEMENTATION_DONE */
 #endif /* QWENMOE_IMPLEMENTATION */
