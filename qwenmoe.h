@@ -4460,6 +4460,23 @@ static QM__INLINE __m512i qm__dpbusd_bc(__m512i acc, __m512i w, const int8_t *p)
 #define QM__IN_REG(x) ((void)0)
 #endif
 
+/* The 16-row kernels' prefetch: the tile two blocks after block b of rows r.. (past the last
+   block: the next 16 rows' first blocks), every cache line of its 16 rows' blocks. 16 rows far
+   apart defeat the hardware prefetcher, and a gather that misses waits for DRAM. */
+static QM__ALWAYS_INLINE void qm__r16_prefetch(const uint8_t *wb, size_t row_bytes, size_t block_bytes, int64_t r, int64_t r1,
+                                               int64_t b, int64_t nb) {
+    const int64_t pb = b + 2 < nb ? b + 2 : b + 2 - nb, pr = b + 2 < nb ? r : r + 16;
+    if (pr + 16 <= r1 && pb < nb) {
+        const char *pf = QM__PTR(const char *, wb + row_bytes * QM__CAST(size_t, pr) + block_bytes * QM__CAST(size_t, pb));
+        size_t o;
+        int k;
+        for (k = 0; k < 16; k++, pf += row_bytes) {
+            for (o = 0; o < block_bytes; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+            _mm_prefetch(pf + block_bytes - 1, _MM_HINT_T0); /* a block that starts late in a line ends a line further */
+        }
+    }
+}
+
 /* rows r0..r1-1 (a multiple of 16 of them) x T tokens. The sums go in llama.cpp's order,
    so that our results are its results bit for bit where the inputs are: tokens ng.. as its
    repacked Q4_K gemv does them (per block: the block's exact integer sum, one fma into a
@@ -4480,18 +4497,7 @@ static QM__NOINLINE void qm__mm_q4_K_r16(int64_t n, const uint8_t *wb, size_t ro
             const uint8_t *a0 = xb + act_stride * QM__CAST(size_t, tc);
             for (b = 0; b < nb; b++) {
                 const uint8_t *ab = a0 + sizeof(qm__block_q8_K) * QM__CAST(size_t, b);
-                /* the tile two blocks on (or the next rows' first blocks): 16 rows far apart
-                   defeat the hardware prefetcher, and a missed gather waits for DRAM */
-                const int64_t pb = b + 2 < nb ? b + 2 : b + 2 - nb, pr = b + 2 < nb ? r : r + 16;
-                if (pr + 16 <= r1 && pb < nb) {
-                    const char *pf = QM__PTR(const char *, wb + row_bytes * QM__CAST(size_t, pr) + sizeof(qm__block_q4_K) * QM__CAST(size_t, pb));
-                    int k;
-                    for (k = 0; k < 16; k++, pf += row_bytes) {
-                        _mm_prefetch(pf, _MM_HINT_T0);
-                        _mm_prefetch(pf + 64, _MM_HINT_T0);
-                        _mm_prefetch(pf + 143, _MM_HINT_T0);
-                    }
-                }
+                qm__r16_prefetch(wb, row_bytes, sizeof(qm__block_q4_K), r, r1, b, nb);
                 qm__q4r_decode(wb + row_bytes * QM__CAST(size_t, r) + sizeof(qm__block_q4_K) * QM__CAST(size_t, b), row_bytes, &tl);
                 for (j = 0; j < 8; j++) {
                     __m512i w0 = tl.q[8 * j], w1 = tl.q[8 * j + 1], w2 = tl.q[8 * j + 2], w3 = tl.q[8 * j + 3];
@@ -4643,19 +4649,7 @@ static QM__NOINLINE void qm__mm_q6_K_r16(int64_t n, const uint8_t *wb, size_t ro
             const uint8_t *a0 = xb + act_stride * QM__CAST(size_t, tc);
             for (b = 0; b < nb; b++) {
                 const uint8_t *ab = a0 + sizeof(qm__block_q8_K) * QM__CAST(size_t, b);
-                /* the tile two blocks on, as in qm__mm_q4_K_r16 */
-                const int64_t pb = b + 2 < nb ? b + 2 : b + 2 - nb, pr = b + 2 < nb ? r : r + 16;
-                if (pr + 16 <= r1 && pb < nb) {
-                    const char *pf = QM__PTR(const char *, wb + row_bytes * QM__CAST(size_t, pr) + sizeof(qm__block_q6_K) * QM__CAST(size_t, pb));
-                    int i;
-                    for (i = 0; i < 16; i++, pf += row_bytes) {
-                        _mm_prefetch(pf, _MM_HINT_T0);
-                        _mm_prefetch(pf + 64, _MM_HINT_T0);
-                        _mm_prefetch(pf + 128, _MM_HINT_T0);
-                        _mm_prefetch(pf + 192, _MM_HINT_T0);
-                        _mm_prefetch(pf + 209, _MM_HINT_T0);
-                    }
-                }
+                qm__r16_prefetch(wb, row_bytes, sizeof(qm__block_q6_K), r, r1, b, nb);
                 qm__q6r_decode(wb + row_bytes * QM__CAST(size_t, r) + sizeof(qm__block_q6_K) * QM__CAST(size_t, b), row_bytes, &tl);
                 for (t = 0; t < nt; t++) {
                     const qm__block_q8_K *a = QM__PTR(const qm__block_q8_K *, ab + act_stride * QM__CAST(size_t, t));
