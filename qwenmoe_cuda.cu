@@ -66,9 +66,16 @@
 //   the GPU with the CPU when a GPU is present.
 #include "qwenmoe.h"
 
+// QMC_EMU: compiled as plain C++ by tests/cuda/, with tests/cuda/simt.h standing in for the
+// CUDA runtime and cuBLAS, so that these kernels run on the CPU (see TESTS above).
+#ifndef QMC_EMU
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cublas_v2.h>
+// A kernel launch on a stream. One macro for all of them, so that the host emulation of the
+// tests can run the same lines.
+#define QMC_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
 
 #include <mutex>
 #include <new>
@@ -1091,7 +1098,7 @@ static int qmc_launch_matvec(const qmc_tensor *t, int n_groups, const qmc_group 
     switch (t->type) {
 #define QMC_CASE(T)                                                                                          \
     case T:                                                                                                  \
-        qmc_k_matvec<T><<<grid, block, 0, st>>>(t->dev, t->row_bytes, t->rows, t->cols, groups, in_idx, slot, \
+        QMC_LAUNCH(qmc_k_matvec<T>, grid, block, st)(t->dev, t->row_bytes, t->rows, t->cols, groups, in_idx, slot, \
                                                  in, gate, out, mode);                                       \
         break;
         QMC_FOR_TYPES(QMC_CASE)
@@ -1109,7 +1116,7 @@ static int qmc_launch_dequant(const qmc_tensor *t, int expert, void *out, int f1
     const uint8_t *w = t->dev + (size_t)expert * t->rows * t->row_bytes;
     switch (t->type) {
 #define QMC_CASE(T)                                                                                   \
-    case T: qmc_k_dequant<T><<<blocks, threads, 0, st>>>(w, t->cols, t->row_bytes, n_slices, out, f16); break;
+    case T: QMC_LAUNCH(qmc_k_dequant<T>, blocks, threads, st)(w, t->cols, t->row_bytes, n_slices, out, f16); break;
         QMC_FOR_TYPES(QMC_CASE)
 #undef QMC_CASE
     default: return qmc_errf(err, cap, "type %s has no dequantization kernel", qmc_type_name(t->type));
@@ -1129,7 +1136,7 @@ static int qmc_launch_actq(const float *src, float *dst, size_t rows, int cols, 
         if (src != dst) QMC_CU(cudaMemcpyAsync(dst, src, rows * cols * sizeof(float), cudaMemcpyDeviceToDevice, st));
         return 0;
     }
-    qmc_k_actq<<<qmc_blocks(n_blocks, 4), dim3(32, 4), 0, st>>>(src, dst, n_blocks, kind, block);
+    QMC_LAUNCH(qmc_k_actq, qmc_blocks(n_blocks, 4), dim3(32, 4), st)(src, dst, n_blocks, kind, block);
     QMC_LAUNCHED("actq");
     return 0;
 }
@@ -1205,10 +1212,10 @@ static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const i
     const size_t vb = f16 ? 2 : 4; // bytes per GEMM input value
     if (ng > 0) {
         char *xsg = static_cast<char *>(h->d_xsg), *xsu = xu == xg ? xsg : static_cast<char *>(h->d_xsu);
-        qmc_k_gather<<<qmc_blocks((size_t)ng * E, 256), 256, 0, st>>>(xg, d_tok, ng, E, xsg, f16);
+        QMC_LAUNCH(qmc_k_gather, qmc_blocks((size_t)ng * E, 256), 256, st)(xg, d_tok, ng, E, xsg, f16);
         QMC_LAUNCHED("gather");
         if (xsu != xsg) {
-            qmc_k_gather<<<qmc_blocks((size_t)ng * E, 256), 256, 0, st>>>(xu, d_tok, ng, E, xsu, f16);
+            QMC_LAUNCH(qmc_k_gather, qmc_blocks((size_t)ng * E, 256), 256, st)(xu, d_tok, ng, E, xsu, f16);
             QMC_LAUNCHED("gather");
         }
         char *wg = static_cast<char *>(h->d_wgu), *wu = wg + (size_t)ff * E * vb;
@@ -1223,12 +1230,12 @@ static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const i
         }
         // SwiGLU into d_g (free again: the mat-vec kernels before are done with it), rounded
         // as down's CPU kernel sees its input
-        qmc_k_swiglu<<<qmc_blocks((size_t)ng * ff, 256), 256, 0, st>>>(h->d_gu, ng, ff, h->d_g);
+        QMC_LAUNCH(qmc_k_swiglu, qmc_blocks((size_t)ng * ff, 256), 256, st)(h->d_gu, ng, ff, h->d_g);
         QMC_LAUNCHED("swiglu");
         if (qmc_launch_actq(h->d_g, h->d_g, (size_t)ng, ff, kd, st, err, cap)) return -1;
         const void *hin = h->d_g;
         if (f16) {
-            qmc_k_to_f16<<<qmc_blocks((size_t)ng * ff, 256), 256, 0, st>>>(h->d_g, (size_t)ng * ff, h->d_h16);
+            QMC_LAUNCH(qmc_k_to_f16, qmc_blocks((size_t)ng * ff, 256), 256, st)(h->d_g, (size_t)ng * ff, h->d_h16);
             QMC_LAUNCHED("to_f16");
             hin = h->d_h16;
         }
@@ -1239,10 +1246,10 @@ static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const i
                          h->d_dm + (size_t)G->first * E, E, err, cap))
                 return -1;
         }
-        qmc_k_scatter<<<qmc_blocks((size_t)ng * E, 256), 256, 0, st>>>(h->d_dm, d_slot, ng, E, h->d_out);
+        QMC_LAUNCH(qmc_k_scatter, qmc_blocks((size_t)ng * E, 256), 256, st)(h->d_dm, d_slot, ng, E, h->d_out);
         QMC_LAUNCHED("scatter");
     }
-    qmc_k_combine<<<qmc_blocks((size_t)T * E, 256), 256, 0, st>>>(h->d_out, h->d_w, T, K, E, h->d_y);
+    QMC_LAUNCH(qmc_k_combine, qmc_blocks((size_t)T * E, 256), 256, st)(h->d_out, h->d_w, T, K, E, h->d_y);
     QMC_LAUNCHED("combine");
     QMC_CU(cudaMemcpyAsync(h->h_y, h->d_y, sizeof(float) * (size_t)T * E, cudaMemcpyDeviceToHost, st));
     QMC_CU(cudaStreamSynchronize(st));
