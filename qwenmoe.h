@@ -75,7 +75,8 @@ typedef enum qm_result {
     QM_ERR_TYPE = -7,         /* a key exists but holds another type than asked for          */
     QM_ERR_CONTEXT_FULL = -8, /* the context has no room for more tokens                     */
     QM_ERR_CANCELLED = -9,    /* a callback asked to stop                                    */
-    QM_ERR_BUFFER_SMALL = -10 /* an output buffer is too small                                */
+    QM_ERR_BUFFER_SMALL = -10,/* an output buffer is too small                                */
+    QM_ERR_BACKEND = -11      /* the GPU backend failed (its message says where and why)      */
 } qm_result;
 
 typedef struct qm_error {
@@ -323,6 +324,9 @@ typedef struct qm_model_params {
     int no_cuda;              /* run on the CPU even when qwenmoe_cuda.o is linked in */
     int cuda_cpu_moe_layers;  /* with CUDA: keep the experts of the first N layers on the CPU
                                  (for models larger than the GPU's memory) */
+    int cuda_experts_only;    /* with CUDA: only the routed experts on the GPU, the rest of the
+                                 forward on the CPU (stage 1). 0: the whole forward on the GPU
+                                 when the linked CUDA object supports it */
     uint64_t max_memory_bytes; /* 0: no cap. Refuse a model whose tensor data and tables would
                                   need more memory than this (mmapped weights count: they become
                                   resident as they are used); it also caps the reader's own
@@ -340,8 +344,8 @@ QMDEF const qm_hparams *qm_model_hparams(const qm_model *m);
 QMDEF const qm_tokenizer *qm_model_tokenizer(const qm_model *m);
 QMDEF const qm_gguf *qm_model_gguf(const qm_model *m);
 QMDEF qm_chat_family qm_model_chat_family(const qm_model *m);
-/* "cuda" when this model's experts run on the GPU (some layers may stay on the CPU), else
-   "cpu". */
+/* "cuda" when this model is on the GPU (its experts at least; some layers' experts may stay
+   on the CPU), else "cpu". qm_context_backend says how much of a context's forward is there. */
 QMDEF const char *qm_model_backend(const qm_model *m);
 
 /* Observation of the one forward pass: called for each layer and stage with the activations
@@ -379,6 +383,9 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
 QMDEF void qm_context_free(qm_context *c);
 QMDEF int qm_context_n_ctx(const qm_context *c);
 QMDEF int qm_context_pos(const qm_context *c);   /* tokens in the KV cache */
+/* Where this context's forward runs: "cuda" (the whole forward and the KV cache on the GPU),
+   "cuda-experts" (on the CPU, the routed experts on the GPU) or "cpu". */
+QMDEF const char *qm_context_backend(const qm_context *c);
 /* Forget everything from position pos on (0 clears the context). */
 QMDEF qm_result qm_context_truncate(qm_context *c, int pos);
 /* Append n tokens and run the forward. Afterwards qm_logits() gives the last token's logits
@@ -473,6 +480,42 @@ typedef struct qm_cuda_moe_desc {
     void *log_user;
 } qm_cuda_moe_desc;
 
+/* Stage 2, the whole forward on the GPU: one layer's tensors besides the experts. The f32
+   vectors are host copies (n_embd, head_dim, head_dim, n_embd values). router is
+   [n_expert][n_embd] (n_expert 1 as a tensor; absent, data NULL, in a dense model). */
+typedef struct qm_cuda_layer {
+    const float *attn_norm, *q_norm, *k_norm, *ffn_norm;
+    qm_cuda_tensor wq, wk, wv, wo, router;
+    qm_cuda_moe_layer experts; /* gate.data NULL: on the CPU, through cpu_moe. A dense model's
+                                  ffn_gate/ffn_up/ffn_down, as one expert (n_expert 1). */
+} qm_cuda_layer;
+
+typedef struct qm_cuda_model_desc {
+    int n_layer, n_embd, n_head, n_head_kv, head_dim, n_vocab;
+    int n_expert, n_expert_used;  /* n_expert 0: a dense model (one "expert", weight 1) */
+    int n_ff_exp;                 /* the experts' width (a dense model's n_ff) */
+    float rms_eps;
+    int max_tokens;               /* moe_eval's most tokens per call, as in qm_cuda_moe_desc */
+    qm_cuda_tensor tok_embd, output; /* [n_vocab][n_embd]; the same data: a tied LM head */
+    const float *output_norm;
+    const qm_cuda_layer *layers;
+    /* The experts of a layer kept on the CPU: x [T][n_embd], ids and w [T][n_expert_used],
+       y [T][n_embd], all host memory; user is ctx_eval's. Returns 0 on success. */
+    int (*cpu_moe)(void *user, int layer, int T, const float *x, const int32_t *ids,
+                   const float *w, float *y);
+    void (*log)(void *user, int level, const char *msg);
+    void (*progress)(void *user, int done, int total); /* layers uploaded; may be NULL */
+    void *log_user;
+} qm_cuda_model_desc;
+
+/* One context's device state: the KV cache (n_ctx positions, f16 or f32) and the buffers for
+   n_batch tokens and n_out_max logits rows. rope_cos/rope_sin: the header's RoPE tables,
+   [n_ctx][head_dim / 2], copied. */
+typedef struct qm_cuda_ctx_desc {
+    int n_ctx, n_batch, n_out_max, kv_f32;
+    const float *rope_cos, *rope_sin;
+} qm_cuda_ctx_desc;
+
 typedef struct qm_cuda_hooks {
     int abi_version;        /* QM_CUDA_ABI_VERSION */
     const char *name;       /* "cuda" */
@@ -489,9 +532,20 @@ typedef struct qm_cuda_hooks {
        in err; the header then computes that call on the CPU. */
     int (*moe_eval)(void *h, int layer, int T, const float *x, const int32_t *ids, const float *w,
                     float *y, char *err, size_t cap);
-    void (*moe_free)(void *h);
+    void (*moe_free)(void *h); /* frees a handle of moe_create or model_create */
+    /* Stage 2 (NULL: not supported; the header then uses moe_create). Uploads the whole
+       model; the handle also serves moe_eval (for contexts with a trace callback, which run
+       on the CPU). NULL with the reason in err. */
+    void *(*model_create)(const qm_cuda_model_desc *d, char *err, size_t cap);
+    void *(*ctx_create)(void *h, const qm_cuda_ctx_desc *d, char *err, size_t cap);
+    /* T <= n_batch tokens at positions pos..pos+T-1 (the cache holds 0..pos-1); logits of the
+       last n_out tokens, [n_out][n_vocab], host memory. user goes to cpu_moe. Returns 0, or
+       nonzero with the reason in err; the cache positions from pos on are then undefined. */
+    int (*ctx_eval)(void *ctx, const int32_t *tokens, int T, int pos, int n_out, float *logits,
+                    void *user, char *err, size_t cap);
+    void (*ctx_free)(void *ctx);
 } qm_cuda_hooks;
-#define QM_CUDA_ABI_VERSION 2
+#define QM_CUDA_ABI_VERSION 3
 
 const qm_cuda_hooks *qm_cuda_hook(void);
 /* Defined only in qwenmoe_cuda.cu: a program that links the CUDA object from a static archive
@@ -611,6 +665,7 @@ QMDEF const char *qm_result_string(qm_result r) {
     case QM_ERR_CONTEXT_FULL: return "context full";
     case QM_ERR_CANCELLED: return "cancelled";
     case QM_ERR_BUFFER_SMALL: return "buffer too small";
+    case QM_ERR_BACKEND: return "GPU backend failed";
     }
     return "unknown error";
 }
@@ -6309,6 +6364,7 @@ struct qm_model {
     void *cuda_moe;
     int cuda_first_layer;     /* layers below this keep their experts on the CPU */
     int cuda_warned;
+    int cuda_full;            /* cuda_moe came from model_create: contexts run on the GPU */
 };
 
 static void qm__logmsg(const qm_model *m, int level, const char *fmt, ...) QM__PRINTF(3, 4);
@@ -6539,6 +6595,7 @@ static qm_result qm__model_init(qm_model *m, qm_error *err) {
 }
 
 static void qm__cuda_setup(qm_model *m, const qm_model_params *params);
+static void qm__cuda_ctx_setup(qm_context *c);
 
 /* What the model will hold in memory: every tensor's data (mmapped pages become resident as
    the forward reads them) plus the reader's, the tokenizer's and the loader's own tables. The
@@ -6665,6 +6722,7 @@ struct qm_context {
     void *qact;              /* [n_batch] activation rows quantized for a matmul */
     float *logits;           /* [n_batch or 1][n_vocab] */
     int n_logits;            /* rows valid in logits */
+    void *cuda_ctx;          /* the whole forward on the GPU (section 7), or NULL */
 };
 
 static void *qm__calloc_f(size_t n, size_t sz, int *ok) {
@@ -6802,12 +6860,19 @@ QMDEF qm_result qm_context_create(qm_model *m, const qm_context_params *params, 
             }
         }
     }
+    qm__cuda_ctx_setup(c);
     *out = c;
     return QM_OK;
 }
 
+QMDEF const char *qm_context_backend(const qm_context *c) {
+    if (!c) return "cpu";
+    return c->cuda_ctx ? "cuda" : c->m->cuda_moe ? "cuda-experts" : "cpu";
+}
+
 QMDEF void qm_context_free(qm_context *c) {
     if (!c) return;
+    if (c->cuda_ctx) c->m->cuda->ctx_free(c->cuda_ctx);
     if (c->pool.n_threads) qm__pool_free(&c->pool);
     QM_FREE(c->k_cache); QM_FREE(c->v_cache); QM_FREE(c->rope_cos); QM_FREE(c->rope_sin);
     QM_FREE(c->x); QM_FREE(c->xn); QM_FREE(c->q); QM_FREE(c->k); QM_FREE(c->v); QM_FREE(c->att);
@@ -7114,6 +7179,7 @@ static void qm__route(qm_context *c, int T) {
 }
 
 static int qm__moe_cuda(qm_context *c, int il, int T);
+static qm_result qm__forward_cuda(qm_context *c, const int32_t *tokens, int T, int out_rows, qm_error *err);
 
 /* the parts of qm__moe between its products, over pairs or tokens (qm__pool_for) */
 typedef struct qm__moe_job {
@@ -7268,12 +7334,14 @@ static void qm__qkv(qm_context *c, const qm__layer *L, int T) {
 }
 
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1. */
-static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
+static qm_result qm__forward(qm_context *c, const int32_t *tokens, int T, qm_error *err) {
     const qm_model *m = c->m;
     const qm_hparams *hp = &m->hp;
     int E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd, half = hd / 2;
     int il, t, i, f16 = c->p.kv_type == QM_KV_F16;
     int out_rows = c->p.all_logits ? T : 1;
+
+    if (c->cuda_ctx) return qm__forward_cuda(c, tokens, T, out_rows, err);
 
     /* token embeddings */
     for (t = 0; t < T; t++)
@@ -7344,6 +7412,7 @@ static void qm__forward(qm_context *c, const int32_t *tokens, int T) {
         c->n_logits = out_rows;
     }
     c->pos += T;
+    return QM_OK;
 }
 
 QMDEF qm_result qm_eval(qm_context *c, const int32_t *tokens, int n, qm_error *err) {
@@ -7359,8 +7428,10 @@ QMDEF qm_result qm_eval(qm_context *c, const int32_t *tokens, int n, qm_error *e
         if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
             return qm__err(err, QM_ERR_INVALID_ARG, "qm_eval: token %d at index %d is outside the vocabulary (0..%d)",
                            tokens[i], i, c->m->hp.n_vocab - 1);
-    for (done = 0; done < n; done += c->n_batch)
-        qm__forward(c, tokens + done, QM__MIN(c->n_batch, n - done));
+    for (done = 0; done < n; done += c->n_batch) {
+        qm_result r = qm__forward(c, tokens + done, QM__MIN(c->n_batch, n - done), err);
+        if (r != QM_OK) return r;
+    }
     return QM_OK;
 }
 
@@ -9844,8 +9915,84 @@ static void qm__cuda_log(void *user, int level, const char *msg) {
     qm__logmsg(QM__CAST(const qm_model *, user), level, "%s", msg);
 }
 
+static void qm__cuda_tensor_of(qm_cuda_tensor *dst, const qm__weight *src) {
+    dst->type = src->type;
+    dst->cols = src->ne0; dst->rows = src->ne1; dst->n_expert = src->ne2;
+    dst->row_bytes = src->row_bytes;
+    dst->data = src->data;
+}
+
+static void qm__cuda_progress(void *user, int done, int total) {
+    if (done == total || done % 8 == 0)
+        qm__logmsg(QM__CAST(const qm_model *, user), QM_LOG_INFO, "CUDA: uploaded %d of %d layers", done, total);
+}
+
+static int qm__cuda_cpu_moe(void *user, int il, int T, const float *x, const int32_t *ids, const float *w, float *y);
+
+/* Stage 2: the whole model to the GPU (model_create). Returns 1 when it took the model, 0 after
+   a warning that says why not (the caller then tries the experts alone). */
+static int qm__cuda_setup_full(qm_model *m, const qm_cuda_hooks *h, int first, const char *dev) {
+    const qm_hparams *hp = &m->hp;
+    qm_cuda_layer *ls;
+    qm_cuda_model_desc d;
+    char why[256];
+    int il;
+    ls = QM__ALLOC(qm_cuda_layer, hp->n_layer);
+    if (!ls) { qm__logmsg(m, QM_LOG_WARN, "CUDA: out of memory"); return 0; }
+    memset(ls, 0, sizeof(*ls) * (size_t)hp->n_layer);
+    for (il = 0; il < hp->n_layer; il++) {
+        const qm__layer *L = &m->layers[il];
+        qm_cuda_layer *dl = &ls[il];
+        dl->attn_norm = L->attn_norm; dl->q_norm = L->q_norm; dl->k_norm = L->k_norm; dl->ffn_norm = L->ffn_norm;
+        qm__cuda_tensor_of(&dl->wq, &L->wq);
+        qm__cuda_tensor_of(&dl->wk, &L->wk);
+        qm__cuda_tensor_of(&dl->wv, &L->wv);
+        qm__cuda_tensor_of(&dl->wo, &L->wo);
+        if (hp->n_expert) qm__cuda_tensor_of(&dl->router, &L->router);
+        if (il < first) continue; /* experts on the CPU: gate.data stays NULL */
+        if (hp->n_expert) {
+            qm__cuda_tensor_of(&dl->experts.gate, &L->gate_exps);
+            qm__cuda_tensor_of(&dl->experts.up, &L->up_exps);
+            qm__cuda_tensor_of(&dl->experts.down, &L->down_exps);
+        } else {
+            qm__cuda_tensor_of(&dl->experts.gate, &L->ffn_gate);
+            qm__cuda_tensor_of(&dl->experts.up, &L->ffn_up);
+            qm__cuda_tensor_of(&dl->experts.down, &L->ffn_down);
+        }
+    }
+    memset(&d, 0, sizeof(d));
+    d.n_layer = hp->n_layer; d.n_embd = hp->n_embd; d.n_head = hp->n_head; d.n_head_kv = hp->n_head_kv;
+    d.head_dim = hp->head_dim; d.n_vocab = hp->n_vocab;
+    d.n_expert = hp->n_expert; d.n_expert_used = hp->n_expert ? hp->n_expert_used : 1;
+    d.n_ff_exp = hp->n_expert ? hp->n_ff_exp : hp->n_ff;
+    d.rms_eps = hp->rms_eps;
+    d.max_tokens = QM__CUDA_MAX_TOKENS;
+    qm__cuda_tensor_of(&d.tok_embd, &m->tok_embd);
+    qm__cuda_tensor_of(&d.output, &m->output);
+    d.output_norm = m->output_norm;
+    d.layers = ls;
+    d.cpu_moe = qm__cuda_cpu_moe;
+    d.log = qm__cuda_log; d.progress = qm__cuda_progress; d.log_user = m;
+    why[0] = 0;
+    m->cuda_moe = h->model_create(&d, why, sizeof(why));
+    QM_FREE(ls);
+    if (!m->cuda_moe) {
+        qm__logmsg(m, QM_LOG_WARN, "CUDA: cannot upload the model to %s (%s): trying the experts alone", dev, why);
+        return 0;
+    }
+    m->cuda = h;
+    m->cuda_first_layer = first;
+    m->cuda_full = 1;
+    if (first > 0)
+        qm__logmsg(m, QM_LOG_INFO, "CUDA: the forward on %s, the experts of layers 0..%d on the CPU", dev, first - 1);
+    else
+        qm__logmsg(m, QM_LOG_INFO, "CUDA: the whole forward on %s", dev);
+    return 1;
+}
+
 /* At load: when the CUDA object is linked in, not disabled, and finds a device, hand it the
-   experts to upload. Any failure leaves the model on the CPU, with a warning that says why. */
+   model (stage 2), or failing that, or with cuda_experts_only, the experts (stage 1). Any
+   failure leaves the model on the CPU, with a warning that says why. */
 static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
     const qm_cuda_hooks *h = qm_cuda_hook();
     const qm_hparams *hp = &m->hp;
@@ -9865,12 +10012,18 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
         qm__logmsg(m, QM_LOG_WARN, "CUDA is linked in but unusable (%s): running on the CPU", why);
         return;
     }
+    first = params ? params->cuda_cpu_moe_layers : 0;
+    if (first < 0) first = 0;
+    if (first > hp->n_layer) first = hp->n_layer;
+    if (h->model_create && h->ctx_create && h->ctx_eval && h->ctx_free && !(params && params->cuda_experts_only)) {
+        char dev[256];
+        memcpy(dev, why, sizeof(dev));
+        if (qm__cuda_setup_full(m, h, first, dev)) return;
+    }
     if (!hp->n_expert) {
         qm__logmsg(m, QM_LOG_INFO, "CUDA: %s has no experts (dense model): running on the CPU", why);
         return;
     }
-    first = params ? params->cuda_cpu_moe_layers : 0;
-    if (first < 0) first = 0;
     if (first >= hp->n_layer) {
         qm__logmsg(m, QM_LOG_INFO, "CUDA: all %d layers keep their experts on the CPU (cuda_cpu_moe_layers)", hp->n_layer);
         return;
@@ -9879,17 +10032,9 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
     if (!ls) { qm__logmsg(m, QM_LOG_WARN, "CUDA: out of memory: running on the CPU"); return; }
     memset(ls, 0, sizeof(*ls) * (size_t)hp->n_layer);
     for (il = first; il < hp->n_layer; il++) {
-        const qm__weight *src[3];
-        qm_cuda_tensor *dst[3];
-        int j;
-        src[0] = &m->layers[il].gate_exps; src[1] = &m->layers[il].up_exps; src[2] = &m->layers[il].down_exps;
-        dst[0] = &ls[il].gate; dst[1] = &ls[il].up; dst[2] = &ls[il].down;
-        for (j = 0; j < 3; j++) {
-            dst[j]->type = src[j]->type;
-            dst[j]->cols = src[j]->ne0; dst[j]->rows = src[j]->ne1; dst[j]->n_expert = src[j]->ne2;
-            dst[j]->row_bytes = src[j]->row_bytes;
-            dst[j]->data = src[j]->data;
-        }
+        qm__cuda_tensor_of(&ls[il].gate, &m->layers[il].gate_exps);
+        qm__cuda_tensor_of(&ls[il].up, &m->layers[il].up_exps);
+        qm__cuda_tensor_of(&ls[il].down, &m->layers[il].down_exps);
     }
     memset(&d, 0, sizeof(d));
     d.n_layer = hp->n_layer; d.n_embd = hp->n_embd; d.n_ff_exp = hp->n_ff_exp;
@@ -9911,6 +10056,59 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
         m->cuda_first_layer = first;
         qm__logmsg(m, QM_LOG_INFO, "CUDA: experts of layers %d..%d on %s", first, hp->n_layer - 1, dev);
     }
+}
+
+/* A context of a model on the GPU gets its KV cache there too. A context with a trace
+   callback stays on the CPU (the trace shows the CPU's activations), its experts on the GPU. */
+static void qm__cuda_ctx_setup(qm_context *c) {
+    qm_model *m = c->m;
+    qm_cuda_ctx_desc d;
+    char why[256];
+    if (!m->cuda_full) return;
+    if (c->p.trace) {
+        qm__logmsg(m, QM_LOG_INFO, "CUDA: a context with a trace callback runs on the CPU, its experts on the GPU");
+        return;
+    }
+    memset(&d, 0, sizeof(d));
+    d.n_ctx = c->n_ctx; d.n_batch = c->n_batch; d.n_out_max = c->p.all_logits ? c->n_batch : 1;
+    d.kv_f32 = c->p.kv_type == QM_KV_F32;
+    d.rope_cos = c->rope_cos; d.rope_sin = c->rope_sin;
+    why[0] = 0;
+    c->cuda_ctx = m->cuda->ctx_create(m->cuda_moe, &d, why, sizeof(why));
+    if (!c->cuda_ctx)
+        qm__logmsg(m, QM_LOG_WARN, "CUDA: cannot make a context of %d tokens on the GPU (%s): it runs on the CPU, "
+                   "its experts on the GPU", c->n_ctx, why);
+}
+
+/* qm__forward on the GPU. A failure is an error of qm_eval (the KV cache is on the GPU, so the
+   CPU cannot take over from there); the context keeps its position. */
+static qm_result qm__forward_cuda(qm_context *c, const int32_t *tokens, int T, int out_rows, qm_error *err) {
+    char why[512];
+    why[0] = 0;
+    if (c->m->cuda->ctx_eval(c->cuda_ctx, tokens, T, c->pos, out_rows, c->logits, c, why, sizeof(why)) != 0)
+        return qm__err(err, QM_ERR_BACKEND, "CUDA forward of %d tokens at position %d failed: %s", T, c->pos, why);
+    c->n_logits = out_rows;
+    c->pos += T;
+    return QM_OK;
+}
+
+/* The GPU forward's callback for a layer whose experts stay on the CPU (cuda_cpu_moe_layers):
+   the CPU's expert path on the context's buffers. */
+static int qm__cuda_cpu_moe(void *user, int il, int T, const float *x, const int32_t *ids, const float *w, float *y) {
+    qm_context *c = QM__CAST(qm_context *, user);
+    const qm_hparams *hp = &c->m->hp;
+    const int E = hp->n_embd, K = hp->n_expert ? hp->n_expert_used : 1;
+    if (!c || il < 0 || il >= hp->n_layer || T <= 0 || T > c->n_batch) return -1;
+    memcpy(c->xn, x, sizeof(float) * (size_t)T * E);
+    if (hp->n_expert) {
+        memcpy(c->sel, ids, sizeof(int32_t) * (size_t)T * K);
+        memcpy(c->sel_w, w, sizeof(float) * (size_t)T * K);
+        qm__moe(c, &c->m->layers[il], il, T);
+    } else {
+        qm__ffn_dense(c, &c->m->layers[il], T);
+    }
+    memcpy(y, c->moe, sizeof(float) * (size_t)T * E);
+    return 0;
 }
 
 /* The routed experts of layer il on the GPU, in chunks of at most QM__CUDA_MAX_TOKENS tokens.

@@ -1,11 +1,14 @@
-// qwenmoe_cuda.cu - optional CUDA companion of qwenmoe.h: the routed experts on the GPU.
+// qwenmoe_cuda.cu - optional CUDA companion of qwenmoe.h: the forward pass on the GPU.
 //
 // When this object is linked into a program that uses qwenmoe.h, its strong qm_cuda_hook()
 // replaces the header's weak default. At model load the header asks probe() for a device; if
-// there is one, moe_create() uploads every layer's stacked expert tensors (gate, up, down) once,
-// in their file types, and from then on the header calls moe_eval() for each layer's routed
-// experts. Without a GPU or driver, probe() says why and everything runs on the CPU; any error
-// in moe_create()/moe_eval() is returned as a message and the header computes on the CPU.
+// there is one, model_create() uploads the whole model once, every tensor in its file type, and
+// each context gets its KV cache on the GPU (ctx_create): qm_eval() then runs the forward here
+// (ctx_eval), one host synchronisation per decoded token. Without a GPU or driver, probe() says
+// why and everything runs on the CPU. If the model does not fit, the header falls back to the
+// experts alone (stage 1: moe_create/moe_eval, the rest of the forward on the CPU), which is
+// also what qm_model_params.cuda_experts_only asks for and what a context with a trace
+// callback uses.
 //
 // BUILD (make cuda does this; mk/cuda.mk):
 //   nvcc -O2 -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
@@ -55,15 +58,41 @@
 //   handle owns one stream, one cuBLAS handle and one set of scratch and pinned buffers, and a
 //   std::mutex serializes whole calls on it; contexts on different threads therefore take
 //   turns on the GPU.
-//   Memory: before uploading, moe_create() adds up the experts and the buffers and compares
-//   them with cudaMemGetInfo(); if they do not fit it refuses with both numbers (set
-//   qm_model_params.cuda_cpu_moe_layers to keep the first layers' experts on the CPU).
+//   Memory: before uploading, moe_create() and model_create() add up the tensors and the
+//   buffers and compare them with cudaMemGetInfo(); if they do not fit they refuse with both
+//   numbers (set qm_model_params.cuda_cpu_moe_layers to keep the first layers' experts on the
+//   CPU). ctx_create() does the same for the KV cache.
+//
+//   THE WHOLE FORWARD (section 5; the order of qwenmoe.h's qm__forward, one kernel per step):
+//   embedding rows decoded from the file's type; RMSNorm (one warp per row); q, k, v by
+//   qmc_dense (the mat-vec kernel for fewer than gemm_min tokens, else rows dequantized in
+//   32 MiB chunks and cuBLAS); per-head q/k norm and NeoX RoPE with the header's own cos/sin
+//   tables, the keys and values stored in the cache (f16 or f32, as the context asks);
+//   attention (one block per head and token, four warps over the keys with an online softmax,
+//   merged at the end; q rounded to f16 with the f16 cache, as on the CPU); wo added to the
+//   residual in the same kernel; RMSNorm; router (f32 weights stay f32) and top-k on the
+//   device; the experts (above: the plan on the device for fewer than gemm_min tokens, every
+//   pair its own mat-vec group, so decode needs no copy to the host; on the host for more);
+//   their weighted sum added to the residual; the final norm and the LM head for the rows
+//   whose logits are wanted. A layer whose experts stay on the CPU copies its input to the
+//   host and calls the header back (cpu_moe), which runs the CPU's expert path.
+//   Decode (one token, one logits row) is captured once per context as a CUDA graph and
+//   replayed: the token and position are read from pinned memory by the graph's first copies,
+//   so one graph serves every step (QWENMOE_CUDA_GRAPH=0: launch the kernels one by one; the
+//   same bits). Contexts are independent: each has its own stream, cuBLAS handle and buffers,
+//   and they run at the same time on the GPU (the weights are only read). Not done: split-K
+//   attention for long contexts (one block per head is few blocks at batch 1), fused
+//   norm/RoPE/attention kernels, and tensor-core mat-vec.
 //
 // TESTS (make test-cuda; tests/cuda/): the block decoders, the activation rounding and the
 //   per-item work of every kernel are __host__ __device__ functions, run on the CPU by
 //   tests/cuda/test_cuda_host.cu against qwenmoe.h (bit for bit where the arithmetic is the
-//   same), and by tests/cuda/emu_hook.cu inside the real forward pass; test_cuda_gpu.c compares
-//   the GPU with the CPU when a GPU is present.
+//   same), and by tests/cuda/emu_hook.cu inside the real forward pass. This whole file also
+//   compiles as plain C++ against tests/cuda/simt.h (-DQMC_EMU), a host emulation of the CUDA
+//   runtime, cuBLAS and the SIMT execution of the kernels (coroutine threads, barriers, warp
+//   shuffles, graphs): test_cuda_gpu.c linked with that object (test_cuda_simt) runs every
+//   kernel and every host line of this file against the CPU without a GPU. On a GPU,
+//   test_cuda_gpu compares the real thing with the CPU.
 #include "qwenmoe.h"
 
 // QMC_EMU: compiled as plain C++ by tests/cuda/, with tests/cuda/simt.h standing in for the
@@ -78,6 +107,7 @@
 #endif
 
 #include <mutex>
+#include <vector>
 #include <new>
 #include <stdarg.h>
 #include <stddef.h>
@@ -679,40 +709,63 @@ static qmc_gemm_args qmc_gemm_xwt(int n, int M, int Kd) {
 // 3. Kernels
 // =============================================================================================
 
+// Sum over the 32 lanes of a warp; every lane gets the result.
+__device__ __forceinline__ float qmc_warp_sum(float a) {
+QMC_UNROLL
+    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+    return a;
+}
+__device__ __forceinline__ float qmc_warp_max(float a) {
+QMC_UNROLL
+    for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+    return a;
+}
+
 // Mat-vec over groups: block (32, QMC_MV_WARPS), grid (ceil(rows / QMC_MV_WARPS), n_groups).
 // Warp y of block x computes weight row r = x * WARPS + y of the group's expert, for each of
 // the group's pairs p: dot = W_e[r] . in[in_idx[p]], then
 //   mode 0: out[slot[p]][r] = dot
 //   mode 1: out[slot[p]][r] = silu(gate[slot[p]][r]) * dot          (up, fused SwiGLU)
+//   mode 2: out[slot[p]][r] += dot                                   (a residual add)
+// groups == NULL: a dense matrix (expert 0) over n_dense tokens; group y is tokens
+// y * MAXP .. y * MAXP + MAXP - 1, and in_idx and slot are the identity.
 template <int TYPE>
 __global__ void __launch_bounds__(32 * QMC_MV_WARPS)
 qmc_k_matvec(const uint8_t *W, size_t row_bytes, int rows, int cols, const qmc_group *groups, const int *in_idx,
-             const int *slot, const float *in, const float *gate, float *out, int mode) {
-    const qmc_group g = groups[blockIdx.y];
+             const int *slot, const float *in, const float *gate, float *out, int mode, int n_dense) {
+    qmc_group g;
+    if (groups) {
+        g = groups[blockIdx.y];
+    } else {
+        g.expert = 0;
+        g.first = (int)blockIdx.y * QMC_MV_MAXP;
+        g.count = n_dense - g.first < QMC_MV_MAXP ? n_dense - g.first : QMC_MV_MAXP;
+    }
     const int r = blockIdx.x * QMC_MV_WARPS + threadIdx.y, lane = threadIdx.x;
-    if (r >= rows) return;
+    if (r >= rows) return; // the whole warp
     const uint8_t *row = W + ((size_t)g.expert * rows + r) * row_bytes;
     const float *src[QMC_MV_MAXP];
     float acc[QMC_MV_MAXP];
 QMC_UNROLL
     for (int p = 0; p < QMC_MV_MAXP; p++) {
+        const int i = g.first + (p < g.count ? p : 0);
         acc[p] = 0.0f;
-        src[p] = in + (size_t)in_idx[g.first + (p < g.count ? p : 0)] * cols;
+        src[p] = in + (size_t)(in_idx ? in_idx[i] : i) * cols;
     }
     qmc_dot_lane<TYPE>(row, cols, lane, 32, src, g.count, acc);
 QMC_UNROLL
     for (int p = 0; p < QMC_MV_MAXP; p++) {
-        float a = acc[p];
-QMC_UNROLL
-        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
-        if (lane == 0 && p < g.count) {
-            const size_t at = (size_t)slot[g.first + p] * rows + r;
-            out[at] = mode == 1 ? qmc_silu(gate[at]) * a : a;
+        if (p < g.count) { // the same for the whole warp
+            const float a = qmc_warp_sum(acc[p]);
+            if (lane == 0) {
+                const size_t at = (size_t)(slot ? slot[g.first + p] : g.first + p) * rows + r;
+                out[at] = mode == 1 ? qmc_silu(gate[at]) * a : mode == 2 ? out[at] + a : a;
+            }
         }
     }
 }
 
-// Dequantize one expert of a stacked tensor ([n_expert][rows][cols]) to [rows][cols], f16 or f32.
+// Dequantize rows of a matrix (n_slices 8-value slices from W) to [rows][cols], f16 or f32.
 template <int TYPE>
 __global__ void qmc_k_dequant(const uint8_t *W, int cols, size_t row_bytes, size_t n_slices, void *out, int f16) {
     const size_t g = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -770,31 +823,254 @@ __global__ void qmc_k_scatter(const float *dm, const int *slot, int n_pairs, int
     out[(size_t)slot[p] * E + d] = dm[i];
 }
 
-__global__ void qmc_k_combine(const float *out, const float *w, int T, int K, int E, float *y) {
+// y[t][d] = sum of the experts' outputs (add: y[t][d] += that sum, the residual stream)
+__global__ void qmc_k_combine(const float *out, const float *w, int T, int K, int E, float *y, int add) {
     const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * E) return;
-    y[i] = qmc_combine_item(out, w, K, E, (int)(i / E), (int)(i % E));
+    const float s = qmc_combine_item(out, w, K, E, (int)(i / E), (int)(i % E));
+    y[i] = add ? y[i] + s : s;
+}
+
+// ---- the rest of the forward (stage 2) ------------------------------------------------------
+
+// x[t] = row tokens[t] of the embedding matrix, decoded: one thread per 8-value slice.
+template <int TYPE>
+__global__ void qmc_k_embed(const uint8_t *W, size_t row_bytes, const int *tokens, int T, int E, float *x) {
+    typedef qmc_q<TYPE> Q;
+    const size_t g = (size_t)blockIdx.x * blockDim.x + threadIdx.x, spr = (size_t)E / 8;
+    if (g >= (size_t)T * spr) return;
+    const int t = (int)(g / spr), s = (int)(g % spr), spb = Q::QK / 8;
+    Q::slice(W + (size_t)tokens[t] * row_bytes + (size_t)(s / spb) * Q::BYTES, s % spb, x + (size_t)t * E + 8 * s);
+}
+
+// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, one warp per row of n, block (32, 4).
+__global__ void __launch_bounds__(128) qmc_k_rmsnorm(const float *x, const float *w, int n, float eps, float *y,
+                                                     int rows) {
+    const int r = blockIdx.x * blockDim.y + threadIdx.y, lane = threadIdx.x;
+    if (r >= rows) return;
+    const float *xr = x + (size_t)r * n;
+    float ss = 0.0f;
+    for (int i = lane; i < n; i += 32) ss = fmaf(xr[i], xr[i], ss);
+    ss = qmc_warp_sum(ss);
+    const float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = lane; i < n; i += 32) y[(size_t)r * n + i] = (xr[i] * scale) * w[i];
+}
+
+// Per-head RMSNorm (q_norm / k_norm) and NeoX RoPE of T rows of n_heads heads, in place, at
+// positions *pos + t (cos/sin: the header's tables, [n_ctx][hd / 2]). cache != NULL: also
+// store the result (the keys) at cache[base + (*pos + t) * kvd + h * hd], f16 or f32.
+// One warp per (token, head), block (32, 4).
+__global__ void __launch_bounds__(128) qmc_k_norm_rope(float *v, int T, int n_heads, int hd, const float *w, float eps,
+                                                       const float *cs, const float *sn, const int *pos, void *cache,
+                                                       size_t base, int kvd, int f16) {
+    const int item = blockIdx.x * blockDim.y + threadIdx.y, lane = threadIdx.x, half = hd / 2;
+    if (item >= T * n_heads) return;
+    const int t = item / n_heads, h = item % n_heads, p = *pos + t;
+    float *x = v + (size_t)item * hd;
+    float ss = 0.0f;
+    for (int i = lane; i < hd; i += 32) ss = fmaf(x[i], x[i], ss);
+    ss = qmc_warp_sum(ss);
+    const float scale = 1.0f / sqrtf(ss / (float)hd + eps);
+    const float *c = cs + (size_t)p * half, *s = sn + (size_t)p * half;
+    const size_t at = base + (size_t)p * kvd + (size_t)h * hd;
+    for (int i = lane; i < half; i += 32) { // lane owns elements i and i + half
+        const float x0 = (x[i] * scale) * w[i], x1 = (x[i + half] * scale) * w[i + half];
+        const float y0 = x0 * c[i] - x1 * s[i], y1 = x0 * s[i] + x1 * c[i];
+        x[i] = y0;
+        x[i + half] = y1;
+        if (cache && f16) {
+            static_cast<uint16_t *>(cache)[at + i] = qmc_f2h(y0);
+            static_cast<uint16_t *>(cache)[at + i + half] = qmc_f2h(y1);
+        } else if (cache) {
+            static_cast<float *>(cache)[at + i] = y0;
+            static_cast<float *>(cache)[at + i + half] = y1;
+        }
+    }
+}
+
+// The values of T tokens into the cache at positions *pos + t.
+__global__ void qmc_k_store_v(const float *v, int T, int kvd, const int *pos, void *cache, size_t base, int f16) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * kvd) return;
+    const size_t at = base + ((size_t)*pos + i / kvd) * kvd + i % kvd;
+    if (f16) static_cast<uint16_t *>(cache)[at] = qmc_f2h(v[i]);
+    else static_cast<float *>(cache)[at] = v[i];
+}
+
+__device__ __forceinline__ float qmc_kv_at(const void *cache, size_t i, int f16) {
+    return f16 ? qmc_h2f(static_cast<const uint16_t *>(cache)[i]) : static_cast<const float *>(cache)[i];
+}
+
+// Causal attention of one q head of one token over keys 0 .. *pos + t: grid (n_head, T),
+// block (32, QMC_ATT_WARPS). Warp w takes keys w, w + WARPS, ... with an online softmax
+// (running max, sum and weighted values, head_dim / 32 <= 8 elements per lane); the warps'
+// partial results are merged at the end. With the f16 cache q is rounded to f16 first, as
+// the CPU path does (ggml's f16 attention).
+#define QMC_ATT_WARPS 4
+#define QMC_MAX_HD 256
+__global__ void __launch_bounds__(32 * QMC_ATT_WARPS)
+qmc_k_attention(const float *q, const void *kc, const void *vc, size_t base, int n_head, int n_head_kv, int hd,
+                const int *pos, int f16, float *att) {
+    __shared__ float s_m[QMC_ATT_WARPS], s_l[QMC_ATT_WARPS], s_acc[QMC_ATT_WARPS][QMC_MAX_HD];
+    const int h = blockIdx.x, t = blockIdx.y, wp = threadIdx.y, lane = threadIdx.x, per = hd / 32;
+    const int kvh = h / (n_head / n_head_kv), kvd = n_head_kv * hd, n_kv = *pos + t + 1;
+    const float *qh = q + ((size_t)t * n_head + h) * hd;
+    const float scale = 1.0f / sqrtf((float)hd); // on the device: no libm in the host program
+    float qv[QMC_MAX_HD / 32], acc[QMC_MAX_HD / 32];
+    float m = -INFINITY, l = 0.0f;
+QMC_UNROLL
+    for (int j = 0; j < QMC_MAX_HD / 32; j++) {
+        acc[j] = 0.0f;
+        qv[j] = 0.0f;
+        if (j < per) qv[j] = f16 ? qmc_h2f(qmc_f2h(qh[lane + 32 * j])) : qh[lane + 32 * j];
+    }
+    for (int p = wp; p < n_kv; p += QMC_ATT_WARPS) {
+        const size_t row = base + (size_t)p * kvd + (size_t)kvh * hd + lane;
+        float s = 0.0f;
+QMC_UNROLL
+        for (int j = 0; j < QMC_MAX_HD / 32; j++)
+            if (j < per) s = fmaf(qv[j], qmc_kv_at(kc, row + 32 * j, f16), s);
+        s = qmc_warp_sum(s) * scale;
+        if (s > m) { // a new maximum: rescale what was summed so far (exp(-inf) = 0 the first time)
+            const float corr = expf(m - s);
+            l *= corr;
+QMC_UNROLL
+            for (int j = 0; j < QMC_MAX_HD / 32; j++) acc[j] *= corr;
+            m = s;
+        }
+        const float e = expf(s - m);
+        l += e;
+QMC_UNROLL
+        for (int j = 0; j < QMC_MAX_HD / 32; j++)
+            if (j < per) acc[j] = fmaf(e, qmc_kv_at(vc, row + 32 * j, f16), acc[j]);
+    }
+    if (lane == 0) {
+        s_m[wp] = m;
+        s_l[wp] = l;
+    }
+QMC_UNROLL
+    for (int j = 0; j < QMC_MAX_HD / 32; j++)
+        if (j < per) s_acc[wp][lane + 32 * j] = acc[j];
+    __syncthreads();
+    float M = s_m[0], L = 0.0f; // warp 0 always has key 0, so M is finite (or NaN)
+    for (int w = 1; w < QMC_ATT_WARPS; w++) M = fmaxf(M, s_m[w]);
+    float f[QMC_ATT_WARPS];
+    for (int w = 0; w < QMC_ATT_WARPS; w++) {
+        f[w] = s_l[w] > 0.0f || s_l[w] != s_l[w] ? expf(s_m[w] - M) : 0.0f;
+        L = fmaf(s_l[w], f[w], L);
+    }
+    float *out = att + ((size_t)t * n_head + h) * hd;
+    for (int i = wp * 32 + lane; i < hd; i += 32 * QMC_ATT_WARPS) {
+        float o = 0.0f;
+        for (int w = 0; w < QMC_ATT_WARPS; w++) o = fmaf(s_acc[w][i], f[w], o);
+        out[i] = o / L;
+    }
+}
+
+// Router of T tokens: softmax over the n_expert logits, the K largest probabilities (ties: the
+// lower expert id, as the CPU's scan), renormalised with the CPU's clamp. One warp per token,
+// block (32, 4); n_expert <= 32 * QMC_ROUTE_PER. n_expert 0 (a dense model): expert 0, weight 1.
+#define QMC_ROUTE_PER 32
+__global__ void __launch_bounds__(128) qmc_k_route(const float *logits, int T, int n_expert, int K, int *ids, float *wts) {
+    const int t = blockIdx.x * blockDim.y + threadIdx.y, lane = threadIdx.x;
+    if (t >= T) return;
+    if (n_expert == 0) {
+        if (lane == 0) {
+            ids[t] = 0;
+            wts[t] = 1.0f;
+        }
+        return;
+    }
+    const float *x = logits + (size_t)t * n_expert;
+    float pr[QMC_ROUTE_PER];
+    float mx = -INFINITY, sum = 0.0f;
+QMC_UNROLL
+    for (int j = 0; j < QMC_ROUTE_PER; j++) {
+        const int e = lane + 32 * j;
+        pr[j] = e < n_expert ? x[e] : -INFINITY;
+        mx = fmaxf(mx, pr[j]);
+    }
+    mx = qmc_warp_max(mx);
+QMC_UNROLL
+    for (int j = 0; j < QMC_ROUTE_PER; j++) {
+        const int e = lane + 32 * j;
+        pr[j] = e < n_expert ? expf(pr[j] - mx) : 0.0f;
+        sum += pr[j];
+    }
+    sum = qmc_warp_sum(sum);
+QMC_UNROLL
+    for (int j = 0; j < QMC_ROUTE_PER; j++) pr[j] /= sum;
+    uint32_t taken = 0; // bit j: lane's expert lane + 32 j is chosen
+    float wsum = 0.0f, chosen_w = 0.0f;
+    int chosen_e = 0;
+    for (int k = 0; k < K; k++) {
+        float bv = -1.0f;
+        int be = 0x7fffffff;
+QMC_UNROLL
+        for (int j = 0; j < QMC_ROUTE_PER; j++) {
+            const int e = lane + 32 * j;
+            if (e < n_expert && !(taken >> j & 1u) && (be == 0x7fffffff || pr[j] > bv)) {
+                bv = pr[j];
+                be = e;
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            const int oe = __shfl_xor_sync(0xffffffffu, be, o);
+            if (oe != 0x7fffffff && (be == 0x7fffffff || ov > bv || (ov == bv && oe < be))) {
+                bv = ov;
+                be = oe;
+            }
+        }
+        if ((be & 31) == lane) taken |= 1u << (be >> 5);
+        if (lane == k) {
+            chosen_e = be;
+            chosen_w = bv;
+        }
+        wsum += bv;
+    }
+    if (wsum < 6.103515625e-5f) wsum = 6.103515625e-5f;
+    if (lane < K) {
+        ids[(size_t)t * K + lane] = chosen_e;
+        wts[(size_t)t * K + lane] = chosen_w / wsum;
+    }
+}
+
+// The mat-vec plan of few tokens, made on the device (no copy to the host, so that decode
+// can be one CUDA graph): every (token, slot) pair is a group of its own.
+__global__ void qmc_k_pairs(const int *ids, int n_pairs, int K, int *tok, int *slot, qmc_group *groups) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_pairs) return;
+    tok[i] = i / K;
+    slot[i] = i;
+    groups[i].expert = ids[i];
+    groups[i].first = i;
+    groups[i].count = 1;
+}
+
+__global__ void qmc_k_add(float *x, const float *y, size_t n) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
 }
 
 // =============================================================================================
-// 4. The handle: create, eval, free
+// 4. Expert workspace and the experts-only handle (stage 1: moe_create, moe_eval, moe_free)
 // =============================================================================================
 
 struct qmc_tensor {
     int type;
     int cols, rows, n_expert;
     size_t row_bytes;
-    uint8_t *dev; // NULL: the layer stays on the CPU
+    uint8_t *dev; // NULL: not on the GPU (a layer whose experts stay on the CPU)
+    int owned;    // 0: shares another tensor's memory (a tied LM head)
 };
 struct qmc_layer {
     qmc_tensor gate, up, down;
 };
 
-struct qmc_handle {
-    std::mutex mu;
-    int device;
-    int n_layer, E, ff, n_expert, K, max_tokens, gemm_min;
-    qmc_layer *layers;
+// The scratch of one stream's expert evaluation, for up to max_tokens tokens.
+struct qmc_ws {
+    int E, ff, K, n_expert, max_tokens, gemm_min, gemm_f16;
     cudaStream_t stream;
     cublasHandle_t blas;
     // device buffers
@@ -805,7 +1081,6 @@ struct qmc_handle {
     void *d_wgu, *d_wd;               // dequantized expert, f32 or f16: [2 ff][E], [E][ff]
     void *d_xsg, *d_xsu;              // gathered gemm inputs of gate and up, f32 or f16 [slots][E]
     uint16_t *d_h16;                  // f16 copy of the down input [slots][ff] (f16 GEMM)
-    int gemm_f16;                     // 1: f16 GEMM inputs (tensor cores), 0: f32
     float *d_gu, *d_dm;               // [slots][2 ff], [slots][E]
     // pinned host staging
     float *h_x, *h_w, *h_y;
@@ -813,6 +1088,22 @@ struct qmc_handle {
     // host plan scratch
     qmc_plan plan;
     int *plan_mem;
+    int32_t *ids;                     // [slots] a host copy of the ids (in plan_mem)
+};
+
+struct qmc_fwd; // section 5
+static void qmc_fwd_free(qmc_fwd *f);
+
+// What moe_create or model_create returns. The experts are in layers either way; model_create
+// adds the rest of the model (fwd), and then moe_eval's workspace is made on its first use.
+struct qmc_handle {
+    std::mutex mu;
+    int device;
+    int n_layer;
+    qmc_layer *layers;
+    qmc_ws ws;                        // moe_eval's
+    qmc_fwd *fwd;                     // NULL: experts only
+    int moe_E, moe_ff, moe_K, moe_NE, moe_max_tokens; // for a workspace made later
 };
 
 static int qmc_errf(char *err, size_t cap, const char *fmt, ...) {
@@ -879,50 +1170,64 @@ static int qmc_probe(char *desc, size_t cap) {
     return 1;
 }
 
+static void qmc_tensor_free(qmc_tensor *t) {
+    if (t->owned) cudaFree(t->dev);
+    t->dev = NULL;
+    t->owned = 0;
+}
+
+static void qmc_ws_free(qmc_ws *w) {
+    void *dev[] = {w->d_x, w->d_w, w->d_y, w->d_xqg, w->d_xqu, w->d_ints, w->d_g, w->d_h, w->d_out,
+                   w->d_wgu, w->d_wd, w->d_xsg, w->d_xsu, w->d_h16, w->d_gu, w->d_dm};
+    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) cudaFree(dev[i]);
+    void *pinned[] = {w->h_x, w->h_w, w->h_y, w->h_ints};
+    for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) cudaFreeHost(pinned[i]);
+    if (w->blas) cublasDestroy(w->blas);
+    if (w->stream) cudaStreamDestroy(w->stream);
+    free(w->plan_mem);
+    memset(w, 0, sizeof(*w));
+}
+
 static void qmc_destroy(qmc_handle *h) {
     if (!h) return;
     if (h->layers) {
         for (int il = 0; il < h->n_layer; il++) {
-            cudaFree(h->layers[il].gate.dev);
-            cudaFree(h->layers[il].up.dev);
-            cudaFree(h->layers[il].down.dev);
+            qmc_tensor_free(&h->layers[il].gate);
+            qmc_tensor_free(&h->layers[il].up);
+            qmc_tensor_free(&h->layers[il].down);
         }
         free(h->layers);
     }
-    void *dev[] = {h->d_x, h->d_w, h->d_y, h->d_xqg, h->d_xqu, h->d_ints, h->d_g, h->d_h, h->d_out,
-                   h->d_wgu, h->d_wd, h->d_xsg, h->d_xsu, h->d_h16, h->d_gu, h->d_dm};
-    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) cudaFree(dev[i]);
-    void *pinned[] = {h->h_x, h->h_w, h->h_y, h->h_ints};
-    for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) cudaFreeHost(pinned[i]);
-    if (h->blas) cublasDestroy(h->blas);
-    if (h->stream) cudaStreamDestroy(h->stream);
-    free(h->plan_mem);
+    qmc_ws_free(&h->ws);
+    qmc_fwd_free(h->fwd);
     delete h;
 }
 
-static void qmc_free(void *p) { qmc_destroy(static_cast<qmc_handle *>(p)); }
-
 // Checks one tensor of the description against the model's shape and this file's types.
-static int qmc_check_tensor(const qm_cuda_tensor *t, int il, const char *name, int64_t cols, int64_t rows,
+// il < 0: a tensor outside the layers.
+static int qmc_check_tensor(const qm_cuda_tensor *t, int il, const char *tname, int64_t cols, int64_t rows,
                             int64_t n_expert, char *err, size_t cap) {
     const int qk = qmc_type_qk(t->type), bytes = qmc_type_bytes(t->type);
+    char name[64];
+    if (il >= 0) snprintf(name, sizeof(name), "layer %d %s", il, tname);
+    else snprintf(name, sizeof(name), "%s", tname);
     if (!qk)
-        return qmc_errf(err, cap, "layer %d %s: type %s (%d) has no CUDA kernel (supported: f32 f16 bf16 q8_0 q4_0 "
-                        "q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs)", il, name, qmc_type_name(t->type),
+        return qmc_errf(err, cap, "%s: type %s (%d) has no CUDA kernel (supported: f32 f16 bf16 q8_0 q4_0 "
+                        "q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs)", name, qmc_type_name(t->type),
                         t->type);
     if (t->cols != cols || t->rows != rows || t->n_expert != n_expert)
-        return qmc_errf(err, cap, "layer %d %s: shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", il, name,
+        return qmc_errf(err, cap, "%s: shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", name,
                         (long long)t->cols, (long long)t->rows, (long long)t->n_expert, (long long)cols,
                         (long long)rows, (long long)n_expert);
-    if (t->cols % qk != 0 || t->row_bytes != (size_t)(t->cols / qk) * (size_t)bytes)
-        return qmc_errf(err, cap, "layer %d %s: %lld %s values in rows of %zu bytes, expected %lld bytes", il, name,
-                        (long long)t->cols, qmc_type_name(t->type), t->row_bytes,
-                        (long long)(t->cols / qk * bytes));
-    if (!t->data) return qmc_errf(err, cap, "layer %d %s: no data", il, name);
+    if (t->cols % qk != 0 || t->cols % 8 != 0 || t->row_bytes != (size_t)(t->cols / qk) * (size_t)bytes)
+        return qmc_errf(err, cap, "%s: %lld %s values in rows of %zu bytes, expected a multiple of %d and "
+                        "%lld bytes", name, (long long)t->cols, qmc_type_name(t->type), t->row_bytes,
+                        qk > 8 ? qk : 8, (long long)(t->cols / qk * bytes));
+    if (!t->data) return qmc_errf(err, cap, "%s: no data", name);
     return 0;
 }
 
-// Device bytes of the buffers below (besides the weights), as allocated in qmc_create_impl.
+// Device bytes of the workspace buffers (besides the weights), as qmc_ws_alloc allocates them.
 static size_t qmc_buffer_bytes(int E, int ff, int K, int max_tokens) {
     const size_t slots = (size_t)max_tokens * K, T = (size_t)max_tokens, n_ints = slots * 2 + slots * 3;
     return T * E * 4 * 4                              // d_x, d_y, d_xqg, d_xqu
@@ -966,108 +1271,133 @@ static size_t qmc_tensor_bytes(const qm_cuda_tensor *t) {
     return (size_t)t->n_expert * (size_t)t->rows * t->row_bytes;
 }
 
-static int qmc_create_impl(qmc_handle *h, const qm_cuda_moe_desc *d, char *err, size_t cap) {
-    const int E = d->n_embd, ff = d->n_ff_exp, K = d->n_expert_used, NE = d->n_expert;
-    if (d->n_layer <= 0 || E <= 0 || ff <= 0 || NE <= 0 || K <= 0 || K > NE || d->max_tokens <= 0 || !d->layers)
-        return qmc_errf(err, cap, "bad description: n_layer %d n_embd %d n_ff_exp %d n_expert %d n_expert_used %d "
-                        "max_tokens %d", d->n_layer, E, ff, NE, K, d->max_tokens);
-    if (E % 8 || ff % 8)
-        return qmc_errf(err, cap, "n_embd %d and n_ff_exp %d must be multiples of 8", E, ff);
-    if ((size_t)d->max_tokens * K > (size_t)1 << 24)
-        return qmc_errf(err, cap, "max_tokens %d x n_expert_used %d is too large", d->max_tokens, K);
-    h->n_layer = d->n_layer; h->E = E; h->ff = ff; h->n_expert = NE; h->K = K; h->max_tokens = d->max_tokens;
-    if (qmc_gemm_min(&h->gemm_min, err, cap) != 0 || qmc_gemm_type(&h->gemm_f16, err, cap) != 0) return -1;
+// Uploads one tensor as it is in the file.
+static int qmc_upload(const qm_cuda_tensor *src, qmc_tensor *dst, char *err, size_t cap) {
+    const size_t nb = qmc_tensor_bytes(src);
+    dst->type = src->type;
+    dst->cols = (int)src->cols;
+    dst->rows = (int)src->rows;
+    dst->n_expert = (int)src->n_expert;
+    dst->row_bytes = src->row_bytes;
+    QMC_CU(cudaMalloc((void **)&dst->dev, nb));
+    dst->owned = 1;
+    QMC_CU(cudaMemcpy(dst->dev, src->data, nb, cudaMemcpyHostToDevice));
+    return 0;
+}
 
-    // shapes, types, bytes
-    size_t weights = 0;
+// The workspace: settings from the environment, buffers, stream, cuBLAS handle, plan scratch.
+static int qmc_ws_alloc(qmc_ws *w, int E, int ff, int K, int NE, int max_tokens, char *err, size_t cap) {
+    w->E = E; w->ff = ff; w->K = K; w->n_expert = NE; w->max_tokens = max_tokens;
+    if (qmc_gemm_min(&w->gemm_min, err, cap) != 0 || qmc_gemm_type(&w->gemm_f16, err, cap) != 0) return -1;
+    const size_t slots = (size_t)max_tokens * K, T = (size_t)max_tokens;
+    const size_t n_ints = slots * 2 + slots * 3;
+    QMC_CU(cudaMalloc((void **)&w->d_x, T * E * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_y, T * E * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_w, slots * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_ints, n_ints * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_g, slots * ff * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_h, slots * ff * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_out, slots * E * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_xqg, T * E * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_xqu, T * E * 4));
+    QMC_CU(cudaMalloc(&w->d_wgu, (size_t)2 * ff * E * 4));
+    QMC_CU(cudaMalloc(&w->d_wd, (size_t)ff * E * 4));
+    QMC_CU(cudaMalloc(&w->d_xsg, slots * E * 4));
+    QMC_CU(cudaMalloc(&w->d_xsu, slots * E * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_h16, slots * ff * 2));
+    QMC_CU(cudaMalloc((void **)&w->d_gu, slots * 2 * ff * 4));
+    QMC_CU(cudaMalloc((void **)&w->d_dm, slots * E * 4));
+    QMC_CU(cudaMallocHost((void **)&w->h_x, T * E * 4));
+    QMC_CU(cudaMallocHost((void **)&w->h_y, T * E * 4));
+    QMC_CU(cudaMallocHost((void **)&w->h_w, slots * 4));
+    QMC_CU(cudaMallocHost((void **)&w->h_ints, n_ints * 4));
+    QMC_CU(cudaStreamCreateWithFlags(&w->stream, cudaStreamNonBlocking));
+    QMC_BLAS(cublasCreate(&w->blas));
+    QMC_BLAS(cublasSetStream(w->blas, w->stream));
+    // host plan scratch: tok, slot [slots]; mv, gemm groups [slots] each; count, next [NE]
+    w->plan_mem = static_cast<int *>(malloc(sizeof(int) * (slots * 2 + slots * 6 + (size_t)NE * 2 + slots)));
+    if (!w->plan_mem) return qmc_errf(err, cap, "out of host memory");
+    w->plan.tok = w->plan_mem;
+    w->plan.slot = w->plan.tok + slots;
+    w->plan.mv = reinterpret_cast<qmc_group *>(w->plan.slot + slots);
+    w->plan.gemm = w->plan.mv + slots;
+    w->plan.count = reinterpret_cast<int *>(w->plan.gemm + slots);
+    w->plan.next = w->plan.count + NE;
+    w->ids = w->plan.next + NE;
+    return 0;
+}
+
+// Checks the experts of every layer that has them; adds their bytes. Returns the number of
+// such layers, or -1.
+static int qmc_check_experts(const qm_cuda_moe_layer *layers, int n_layer, int E, int ff, int NE, size_t *bytes,
+                             char *err, size_t cap) {
     int on_gpu = 0;
-    for (int il = 0; il < d->n_layer; il++) {
-        const qm_cuda_moe_layer *L = &d->layers[il];
+    for (int il = 0; il < n_layer; il++) {
+        const qm_cuda_moe_layer *L = &layers[il];
         if (!L->gate.data) continue;
         if (qmc_check_tensor(&L->gate, il, "ffn_gate_exps", E, ff, NE, err, cap) ||
             qmc_check_tensor(&L->up, il, "ffn_up_exps", E, ff, NE, err, cap) ||
             qmc_check_tensor(&L->down, il, "ffn_down_exps", ff, E, NE, err, cap))
             return -1;
-        weights += qmc_tensor_bytes(&L->gate) + qmc_tensor_bytes(&L->up) + qmc_tensor_bytes(&L->down);
+        *bytes += qmc_tensor_bytes(&L->gate) + qmc_tensor_bytes(&L->up) + qmc_tensor_bytes(&L->down);
         on_gpu++;
     }
-    if (!on_gpu) return qmc_errf(err, cap, "no layer has its experts on the GPU");
+    return on_gpu;
+}
 
-    const size_t slots = (size_t)d->max_tokens * K, T = (size_t)d->max_tokens;
-    const size_t n_ints = slots * 2 + slots * 3;
-    const size_t buffers = qmc_buffer_bytes(E, ff, K, d->max_tokens);
+static int qmc_check_moe_shape(int n_layer, int E, int ff, int NE, int K, int max_tokens, char *err, size_t cap) {
+    if (n_layer <= 0 || E <= 0 || ff <= 0 || NE <= 0 || K <= 0 || K > NE || max_tokens <= 0)
+        return qmc_errf(err, cap, "bad description: n_layer %d n_embd %d n_ff_exp %d n_expert %d n_expert_used %d "
+                        "max_tokens %d", n_layer, E, ff, NE, K, max_tokens);
+    if (E % 8 || ff % 8) return qmc_errf(err, cap, "n_embd %d and n_ff_exp %d must be multiples of 8", E, ff);
+    if ((size_t)max_tokens * K > (size_t)1 << 24)
+        return qmc_errf(err, cap, "max_tokens %d x n_expert_used %d is too large", max_tokens, K);
+    return 0;
+}
 
-    QMC_CU(cudaGetDevice(&h->device));
+// Refuses, with both numbers, when need bytes do not fit in the device's free memory.
+static int qmc_check_fit(size_t need, const char *what, char *err, size_t cap) {
     size_t free_b = 0, total_b = 0;
     QMC_CU(cudaMemGetInfo(&free_b, &total_b));
-    const size_t need = weights + buffers + QMC_RESERVE_BYTES;
-    if (need > free_b)
-        return qmc_errf(err, cap, "the experts of %d layers need %zu bytes (%.1f MiB) of device memory with the "
-                        "buffers (%.1f MiB) and a reserve (%.0f MiB), the GPU has %zu bytes (%.1f MiB) free of %.1f "
-                        "MiB: set cuda_cpu_moe_layers to keep the first layers' experts on the CPU",
-                        on_gpu, need, need / 1048576.0, buffers / 1048576.0, QMC_RESERVE_BYTES / 1048576.0, free_b,
-                        free_b / 1048576.0, total_b / 1048576.0);
+    if (need + QMC_RESERVE_BYTES > free_b)
+        return qmc_errf(err, cap, "%s need %zu bytes (%.1f MiB) of device memory and a reserve of %.0f MiB, the GPU "
+                        "has %zu bytes (%.1f MiB) free of %.1f MiB: set cuda_cpu_moe_layers to keep the first "
+                        "layers' experts on the CPU", what, need, need / 1048576.0, QMC_RESERVE_BYTES / 1048576.0,
+                        free_b, free_b / 1048576.0, total_b / 1048576.0);
+    return 0;
+}
 
-    // weights, uploaded once, as they are in the file
+static int qmc_create_impl(qmc_handle *h, const qm_cuda_moe_desc *d, char *err, size_t cap) {
+    const int E = d->n_embd, ff = d->n_ff_exp, K = d->n_expert_used, NE = d->n_expert;
+    if (!d->layers) return qmc_errf(err, cap, "bad description: no layers");
+    if (qmc_check_moe_shape(d->n_layer, E, ff, NE, K, d->max_tokens, err, cap)) return -1;
+    int gemm_min, gemm_f16; // the environment's settings are checked before anything is allocated
+    if (qmc_gemm_min(&gemm_min, err, cap) != 0 || qmc_gemm_type(&gemm_f16, err, cap) != 0) return -1;
+    h->n_layer = d->n_layer;
+    size_t weights = 0;
+    const int on_gpu = qmc_check_experts(d->layers, d->n_layer, E, ff, NE, &weights, err, cap);
+    if (on_gpu < 0) return -1;
+    if (!on_gpu) return qmc_errf(err, cap, "no layer has its experts on the GPU");
+    const size_t buffers = qmc_buffer_bytes(E, ff, K, d->max_tokens);
+    char what[96];
+    snprintf(what, sizeof(what), "the experts of %d layers (with %.1f MiB of buffers)", on_gpu, buffers / 1048576.0);
+    QMC_CU(cudaGetDevice(&h->device));
+    if (qmc_check_fit(weights + buffers, what, err, cap)) return -1;
     h->layers = static_cast<qmc_layer *>(calloc((size_t)d->n_layer, sizeof(qmc_layer)));
     if (!h->layers) return qmc_errf(err, cap, "out of host memory");
     for (int il = 0; il < d->n_layer; il++) {
         const qm_cuda_moe_layer *L = &d->layers[il];
         if (!L->gate.data) continue;
-        const qm_cuda_tensor *src[3] = {&L->gate, &L->up, &L->down};
-        qmc_tensor *dst[3] = {&h->layers[il].gate, &h->layers[il].up, &h->layers[il].down};
-        for (int j = 0; j < 3; j++) {
-            const size_t nb = qmc_tensor_bytes(src[j]);
-            dst[j]->type = src[j]->type;
-            dst[j]->cols = (int)src[j]->cols;
-            dst[j]->rows = (int)src[j]->rows;
-            dst[j]->n_expert = (int)src[j]->n_expert;
-            dst[j]->row_bytes = src[j]->row_bytes;
-            QMC_CU(cudaMalloc((void **)&dst[j]->dev, nb));
-            QMC_CU(cudaMemcpy(dst[j]->dev, src[j]->data, nb, cudaMemcpyHostToDevice));
-        }
+        if (qmc_upload(&L->gate, &h->layers[il].gate, err, cap) || qmc_upload(&L->up, &h->layers[il].up, err, cap) ||
+            qmc_upload(&L->down, &h->layers[il].down, err, cap))
+            return -1;
     }
-
-    // buffers
-    QMC_CU(cudaMalloc((void **)&h->d_x, T * E * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_y, T * E * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_w, slots * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_ints, n_ints * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_g, slots * ff * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_h, slots * ff * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_out, slots * E * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_xqg, T * E * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_xqu, T * E * 4));
-    QMC_CU(cudaMalloc(&h->d_wgu, (size_t)2 * ff * E * 4));
-    QMC_CU(cudaMalloc(&h->d_wd, (size_t)ff * E * 4));
-    QMC_CU(cudaMalloc(&h->d_xsg, slots * E * 4));
-    QMC_CU(cudaMalloc(&h->d_xsu, slots * E * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_h16, slots * ff * 2));
-    QMC_CU(cudaMalloc((void **)&h->d_gu, slots * 2 * ff * 4));
-    QMC_CU(cudaMalloc((void **)&h->d_dm, slots * E * 4));
-    QMC_CU(cudaMallocHost((void **)&h->h_x, T * E * 4));
-    QMC_CU(cudaMallocHost((void **)&h->h_y, T * E * 4));
-    QMC_CU(cudaMallocHost((void **)&h->h_w, slots * 4));
-    QMC_CU(cudaMallocHost((void **)&h->h_ints, n_ints * 4));
-    QMC_CU(cudaStreamCreateWithFlags(&h->stream, cudaStreamNonBlocking));
-    QMC_BLAS(cublasCreate(&h->blas));
-    QMC_BLAS(cublasSetStream(h->blas, h->stream));
-
-    // host plan scratch: tok, slot [slots]; mv, gemm groups [slots] each; count, next [NE]
-    h->plan_mem = static_cast<int *>(malloc(sizeof(int) * (slots * 2 + slots * 6 + (size_t)NE * 2)));
-    if (!h->plan_mem) return qmc_errf(err, cap, "out of host memory");
-    h->plan.tok = h->plan_mem;
-    h->plan.slot = h->plan.tok + slots;
-    h->plan.mv = reinterpret_cast<qmc_group *>(h->plan.slot + slots);
-    h->plan.gemm = h->plan.mv + slots;
-    h->plan.count = reinterpret_cast<int *>(h->plan.gemm + slots);
-    h->plan.next = h->plan.count + NE;
-
+    if (qmc_ws_alloc(&h->ws, E, ff, K, NE, d->max_tokens, err, cap)) return -1;
     if (d->log) {
         char msg[256];
         snprintf(msg, sizeof(msg), "CUDA: uploaded %.1f MiB of experts (%d layers), %.1f MiB of buffers; cuBLAS "
                  "(%s) from %d tokens per expert", weights / 1048576.0, on_gpu, buffers / 1048576.0,
-                 h->gemm_f16 ? "f16" : "f32", h->gemm_min);
+                 h->ws.gemm_f16 ? "f16" : "f32", h->ws.gemm_min);
         d->log(d->log_user, QM_LOG_INFO, msg);
     }
     return 0;
@@ -1091,15 +1421,16 @@ static void *qmc_moe_create(const qm_cuda_moe_desc *d, char *err, size_t cap) {
 }
 
 // Launches the kernels of one type; a switch over the type picks the instantiation.
+// groups == NULL: a dense matrix over n_dense tokens (see qmc_k_matvec).
 static int qmc_launch_matvec(const qmc_tensor *t, int n_groups, const qmc_group *groups, const int *in_idx,
-                             const int *slot, const float *in, const float *gate, float *out, int mode,
+                             const int *slot, const float *in, const float *gate, float *out, int mode, int n_dense,
                              cudaStream_t st, char *err, size_t cap) {
     dim3 block(32, QMC_MV_WARPS), grid((unsigned)((t->rows + QMC_MV_WARPS - 1) / QMC_MV_WARPS), (unsigned)n_groups);
     switch (t->type) {
-#define QMC_CASE(T)                                                                                          \
-    case T:                                                                                                  \
-        QMC_LAUNCH(qmc_k_matvec<T>, grid, block, st)(t->dev, t->row_bytes, t->rows, t->cols, groups, in_idx, slot, \
-                                                 in, gate, out, mode);                                       \
+#define QMC_CASE(T)                                                                                      \
+    case T:                                                                                              \
+        QMC_LAUNCH(qmc_k_matvec<T>, grid, block, st)(t->dev, t->row_bytes, t->rows, t->cols, groups, in_idx, \
+                                                      slot, in, gate, out, mode, n_dense);               \
         break;
         QMC_FOR_TYPES(QMC_CASE)
 #undef QMC_CASE
@@ -1109,11 +1440,12 @@ static int qmc_launch_matvec(const qmc_tensor *t, int n_groups, const qmc_group 
     return 0;
 }
 
-static int qmc_launch_dequant(const qmc_tensor *t, int expert, void *out, int f16, cudaStream_t st, char *err,
-                              size_t cap) {
-    const size_t n_slices = (size_t)t->rows * (t->cols / 8);
+// Rows r0 .. r0 + n_rows - 1 of one expert (0 for a dense matrix), dequantized to out.
+static int qmc_launch_dequant(const qmc_tensor *t, int expert, int r0, int n_rows, void *out, int f16,
+                              cudaStream_t st, char *err, size_t cap) {
+    const size_t n_slices = (size_t)n_rows * (t->cols / 8);
     const unsigned threads = 256, blocks = (unsigned)((n_slices + threads - 1) / threads);
-    const uint8_t *w = t->dev + (size_t)expert * t->rows * t->row_bytes;
+    const uint8_t *w = t->dev + ((size_t)expert * t->rows + r0) * t->row_bytes;
     switch (t->type) {
 #define QMC_CASE(T)                                                                                   \
     case T: QMC_LAUNCH(qmc_k_dequant<T>, blocks, threads, st)(w, t->cols, t->row_bytes, n_slices, out, f16); break;
@@ -1141,36 +1473,104 @@ static int qmc_launch_actq(const float *src, float *dst, size_t rows, int cols, 
     return 0;
 }
 
-// C[n][M] (row stride ldc) = X[n][Kd] . W[M][Kd]^T, f16 or f32 inputs, f32 accumulation and output
-static int qmc_gemm(qmc_handle *h, int n, int M, int Kd, const void *W, const void *X, float *C, int ldc, char *err,
-                    size_t cap) {
+// C[n][M] (row stride ldc) = X[n][Kd] . W[M][Kd]^T (+ C when beta is 1), f16 or f32 inputs,
+// f32 accumulation and output
+static int qmc_gemm(qmc_ws *w, int f16, int n, int M, int Kd, const void *W, const void *X, float *C, int ldc,
+                    float beta, char *err, size_t cap) {
     qmc_gemm_args a = qmc_gemm_xwt(n, M, Kd);
-    const float one = 1.0f, zero = 0.0f;
-    const cudaDataType in = h->gemm_f16 ? CUDA_R_16F : CUDA_R_32F;
+    const float one = 1.0f;
+    const cudaDataType in = f16 ? CUDA_R_16F : CUDA_R_32F;
     a.ldc = ldc;
-    QMC_BLAS(cublasGemmEx(h->blas, a.transa ? CUBLAS_OP_T : CUBLAS_OP_N, a.transb ? CUBLAS_OP_T : CUBLAS_OP_N, a.m,
-                          a.n, a.k, &one, W, in, a.lda, X, in, a.ldb, &zero, C, CUDA_R_32F, a.ldc,
+    QMC_BLAS(cublasGemmEx(w->blas, a.transa ? CUBLAS_OP_T : CUBLAS_OP_N, a.transb ? CUBLAS_OP_T : CUBLAS_OP_N, a.m,
+                          a.n, a.k, &one, W, in, a.lda, X, in, a.ldb, &beta, C, CUDA_R_32F, a.ldc,
                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
 }
 
-static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const int32_t *ids, const float *w,
-                           float *y, char *err, size_t cap) {
-    const int E = h->E, ff = h->ff, K = h->K;
-    if (il < 0 || il >= h->n_layer) return qmc_errf(err, cap, "layer %d out of range (%d layers)", il, h->n_layer);
-    const qmc_layer *L = &h->layers[il];
-    if (!L->gate.dev) return qmc_errf(err, cap, "layer %d keeps its experts on the CPU", il);
-    if (T <= 0 || T > h->max_tokens) return qmc_errf(err, cap, "%d tokens, expected 1..%d", T, h->max_tokens);
-    if (!x || !ids || !w || !y) return qmc_errf(err, cap, "NULL argument");
+// The routed experts of one layer for T tokens whose inputs x [T][E] and weights w [T][K]
+// are on the device, by the plan pl (its mat-vec groups, tok and slot are in w->d_ints
+// already; its gemm groups are read on the host). y [T][E] = the weighted sum (add: += it).
+static int qmc_moe_exec(qmc_ws *ws, const qmc_layer *L, int T, const qmc_plan *pl, const float *x, const float *w,
+                        float *y, int add, char *err, size_t cap) {
+    const int E = ws->E, ff = ws->ff, K = ws->K, n_pairs = T * K;
+    const int *d_tok = ws->d_ints, *d_slot = ws->d_ints + n_pairs;
+    const qmc_group *d_mv = reinterpret_cast<const qmc_group *>(ws->d_ints + 2 * n_pairs);
+    cudaStream_t st = ws->stream;
+    // the inputs as the CPU kernels of gate, up and down see them
+    const int kg = qmc_act_kind(L->gate.type), ku = qmc_act_kind(L->up.type), kd = qmc_act_kind(L->down.type);
+    const float *xg = x, *xu = x;
+    if (kg != QMC_ACT_F32) {
+        if (qmc_launch_actq(x, ws->d_xqg, T, E, kg, st, err, cap)) return -1;
+        xg = ws->d_xqg;
+    }
+    if (ku == kg) xu = xg;
+    else if (ku != QMC_ACT_F32) {
+        if (qmc_launch_actq(x, ws->d_xqu, T, E, ku, st, err, cap)) return -1;
+        xu = ws->d_xqu;
+    }
 
-    qmc_plan *pl = &h->plan;
-    if (qmc_plan_build(pl, T, K, h->n_expert, h->gemm_min, ids, err, cap) != 0) return -1;
-    const int n_pairs = T * K;
+    // experts with few tokens: mat-vec, in-kernel dequantization
+    if (pl->n_mv > 0) {
+        if (qmc_launch_matvec(&L->gate, pl->n_mv, d_mv, d_tok, d_slot, xg, NULL, ws->d_g, 0, 0, st, err, cap) ||
+            qmc_launch_matvec(&L->up, pl->n_mv, d_mv, d_tok, d_slot, xu, ws->d_g, ws->d_h, 1, 0, st, err, cap) ||
+            qmc_launch_actq(ws->d_h, ws->d_h, (size_t)n_pairs, ff, kd, st, err, cap) ||
+            qmc_launch_matvec(&L->down, pl->n_mv, d_mv, d_slot, d_slot, ws->d_h, NULL, ws->d_out, 0, 0, st, err, cap))
+            return -1;
+    }
+    // experts with many tokens: dequantize (f32, or f16), cuBLAS
+    const int ng = pl->n_gemm_pairs, f16 = ws->gemm_f16;
+    const size_t vb = f16 ? 2 : 4; // bytes per GEMM input value
+    if (ng > 0) {
+        char *xsg = static_cast<char *>(ws->d_xsg), *xsu = xu == xg ? xsg : static_cast<char *>(ws->d_xsu);
+        QMC_LAUNCH(qmc_k_gather, qmc_blocks((size_t)ng * E, 256), 256, st)(xg, d_tok, ng, E, xsg, f16);
+        QMC_LAUNCHED("gather");
+        if (xsu != xsg) {
+            QMC_LAUNCH(qmc_k_gather, qmc_blocks((size_t)ng * E, 256), 256, st)(xu, d_tok, ng, E, xsu, f16);
+            QMC_LAUNCHED("gather");
+        }
+        char *wg = static_cast<char *>(ws->d_wgu), *wu = wg + (size_t)ff * E * vb;
+        for (int g = 0; g < pl->n_gemm; g++) {
+            const qmc_group *G = &pl->gemm[g];
+            float *gu = ws->d_gu + (size_t)G->first * 2 * ff;
+            if (qmc_launch_dequant(&L->gate, G->expert, 0, ff, wg, f16, st, err, cap) ||
+                qmc_launch_dequant(&L->up, G->expert, 0, ff, wu, f16, st, err, cap) ||
+                qmc_gemm(ws, f16, G->count, ff, E, wg, xsg + (size_t)G->first * E * vb, gu, 2 * ff, 0.0f, err, cap) ||
+                qmc_gemm(ws, f16, G->count, ff, E, wu, xsu + (size_t)G->first * E * vb, gu + ff, 2 * ff, 0.0f, err, cap))
+                return -1;
+        }
+        // SwiGLU into d_g (free again: the mat-vec kernels before are done with it), rounded
+        // as down's CPU kernel sees its input
+        QMC_LAUNCH(qmc_k_swiglu, qmc_blocks((size_t)ng * ff, 256), 256, st)(ws->d_gu, ng, ff, ws->d_g);
+        QMC_LAUNCHED("swiglu");
+        if (qmc_launch_actq(ws->d_g, ws->d_g, (size_t)ng, ff, kd, st, err, cap)) return -1;
+        const void *hin = ws->d_g;
+        if (f16) {
+            QMC_LAUNCH(qmc_k_to_f16, qmc_blocks((size_t)ng * ff, 256), 256, st)(ws->d_g, (size_t)ng * ff, ws->d_h16);
+            QMC_LAUNCHED("to_f16");
+            hin = ws->d_h16;
+        }
+        for (int g = 0; g < pl->n_gemm; g++) {
+            const qmc_group *G = &pl->gemm[g];
+            if (qmc_launch_dequant(&L->down, G->expert, 0, E, ws->d_wd, f16, st, err, cap) ||
+                qmc_gemm(ws, f16, G->count, E, ff, ws->d_wd, static_cast<const char *>(hin) + (size_t)G->first * ff * vb,
+                         ws->d_dm + (size_t)G->first * E, E, 0.0f, err, cap))
+                return -1;
+        }
+        QMC_LAUNCH(qmc_k_scatter, qmc_blocks((size_t)ng * E, 256), 256, st)(ws->d_dm, d_slot, ng, E, ws->d_out);
+        QMC_LAUNCHED("scatter");
+    }
+    QMC_LAUNCH(qmc_k_combine, qmc_blocks((size_t)T * E, 256), 256, st)(ws->d_out, w, T, K, E, y, add);
+    QMC_LAUNCHED("combine");
+    return 0;
+}
 
-    // stage the inputs in pinned memory: x, w, then the ints (tok, slot, mat-vec groups)
-    memcpy(h->h_x, x, sizeof(float) * (size_t)T * E);
-    memcpy(h->h_w, w, sizeof(float) * (size_t)n_pairs);
-    int *hi = h->h_ints;
+// The host plan of T tokens' ids, staged and copied to ws->d_ints (asynchronously: the pinned
+// staging buffer must not change before the stream passes this point).
+static int qmc_plan_upload(qmc_ws *ws, int T, const int32_t *ids, char *err, size_t cap) {
+    qmc_plan *pl = &ws->plan;
+    if (qmc_plan_build(pl, T, ws->K, ws->n_expert, ws->gemm_min, ids, err, cap) != 0) return -1;
+    const int n_pairs = T * ws->K;
+    int *hi = ws->h_ints;
     memcpy(hi, pl->tok, sizeof(int) * n_pairs);
     memcpy(hi + n_pairs, pl->slot, sizeof(int) * n_pairs);
     for (int g = 0; g < pl->n_mv; g++) {
@@ -1179,101 +1579,568 @@ static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const i
         hi[2 * n_pairs + 3 * g + 2] = pl->mv[g].count;
     }
     const size_t n_ints = (size_t)2 * n_pairs + (size_t)3 * pl->n_mv;
-    const int *d_tok = h->d_ints, *d_slot = h->d_ints + n_pairs;
-    const qmc_group *d_mv = reinterpret_cast<const qmc_group *>(h->d_ints + 2 * n_pairs);
-    cudaStream_t st = h->stream;
-    QMC_CU(cudaMemcpyAsync(h->d_x, h->h_x, sizeof(float) * (size_t)T * E, cudaMemcpyHostToDevice, st));
-    QMC_CU(cudaMemcpyAsync(h->d_w, h->h_w, sizeof(float) * (size_t)n_pairs, cudaMemcpyHostToDevice, st));
-    QMC_CU(cudaMemcpyAsync(h->d_ints, h->h_ints, sizeof(int) * n_ints, cudaMemcpyHostToDevice, st));
-
-    // the inputs as the CPU kernels of gate, up and down see them
-    const int kg = qmc_act_kind(L->gate.type), ku = qmc_act_kind(L->up.type), kd = qmc_act_kind(L->down.type);
-    const float *xg = h->d_x, *xu = h->d_x;
-    if (kg != QMC_ACT_F32) {
-        if (qmc_launch_actq(h->d_x, h->d_xqg, T, E, kg, st, err, cap)) return -1;
-        xg = h->d_xqg;
-    }
-    if (ku == kg) xu = xg;
-    else if (ku != QMC_ACT_F32) {
-        if (qmc_launch_actq(h->d_x, h->d_xqu, T, E, ku, st, err, cap)) return -1;
-        xu = h->d_xqu;
-    }
-
-    // experts with few tokens: mat-vec, in-kernel dequantization
-    if (pl->n_mv > 0) {
-        if (qmc_launch_matvec(&L->gate, pl->n_mv, d_mv, d_tok, d_slot, xg, NULL, h->d_g, 0, st, err, cap) ||
-            qmc_launch_matvec(&L->up, pl->n_mv, d_mv, d_tok, d_slot, xu, h->d_g, h->d_h, 1, st, err, cap) ||
-            qmc_launch_actq(h->d_h, h->d_h, (size_t)n_pairs, ff, kd, st, err, cap) ||
-            qmc_launch_matvec(&L->down, pl->n_mv, d_mv, d_slot, d_slot, h->d_h, NULL, h->d_out, 0, st, err, cap))
-            return -1;
-    }
-    // experts with many tokens: dequantize (f32, or f16), cuBLAS
-    const int ng = pl->n_gemm_pairs, f16 = h->gemm_f16;
-    const size_t vb = f16 ? 2 : 4; // bytes per GEMM input value
-    if (ng > 0) {
-        char *xsg = static_cast<char *>(h->d_xsg), *xsu = xu == xg ? xsg : static_cast<char *>(h->d_xsu);
-        QMC_LAUNCH(qmc_k_gather, qmc_blocks((size_t)ng * E, 256), 256, st)(xg, d_tok, ng, E, xsg, f16);
-        QMC_LAUNCHED("gather");
-        if (xsu != xsg) {
-            QMC_LAUNCH(qmc_k_gather, qmc_blocks((size_t)ng * E, 256), 256, st)(xu, d_tok, ng, E, xsu, f16);
-            QMC_LAUNCHED("gather");
-        }
-        char *wg = static_cast<char *>(h->d_wgu), *wu = wg + (size_t)ff * E * vb;
-        for (int g = 0; g < pl->n_gemm; g++) {
-            const qmc_group *G = &pl->gemm[g];
-            float *gu = h->d_gu + (size_t)G->first * 2 * ff;
-            if (qmc_launch_dequant(&L->gate, G->expert, wg, f16, st, err, cap) ||
-                qmc_launch_dequant(&L->up, G->expert, wu, f16, st, err, cap) ||
-                qmc_gemm(h, G->count, ff, E, wg, xsg + (size_t)G->first * E * vb, gu, 2 * ff, err, cap) ||
-                qmc_gemm(h, G->count, ff, E, wu, xsu + (size_t)G->first * E * vb, gu + ff, 2 * ff, err, cap))
-                return -1;
-        }
-        // SwiGLU into d_g (free again: the mat-vec kernels before are done with it), rounded
-        // as down's CPU kernel sees its input
-        QMC_LAUNCH(qmc_k_swiglu, qmc_blocks((size_t)ng * ff, 256), 256, st)(h->d_gu, ng, ff, h->d_g);
-        QMC_LAUNCHED("swiglu");
-        if (qmc_launch_actq(h->d_g, h->d_g, (size_t)ng, ff, kd, st, err, cap)) return -1;
-        const void *hin = h->d_g;
-        if (f16) {
-            QMC_LAUNCH(qmc_k_to_f16, qmc_blocks((size_t)ng * ff, 256), 256, st)(h->d_g, (size_t)ng * ff, h->d_h16);
-            QMC_LAUNCHED("to_f16");
-            hin = h->d_h16;
-        }
-        for (int g = 0; g < pl->n_gemm; g++) {
-            const qmc_group *G = &pl->gemm[g];
-            if (qmc_launch_dequant(&L->down, G->expert, h->d_wd, f16, st, err, cap) ||
-                qmc_gemm(h, G->count, E, ff, h->d_wd, static_cast<const char *>(hin) + (size_t)G->first * ff * vb,
-                         h->d_dm + (size_t)G->first * E, E, err, cap))
-                return -1;
-        }
-        QMC_LAUNCH(qmc_k_scatter, qmc_blocks((size_t)ng * E, 256), 256, st)(h->d_dm, d_slot, ng, E, h->d_out);
-        QMC_LAUNCHED("scatter");
-    }
-    QMC_LAUNCH(qmc_k_combine, qmc_blocks((size_t)T * E, 256), 256, st)(h->d_out, h->d_w, T, K, E, h->d_y);
-    QMC_LAUNCHED("combine");
-    QMC_CU(cudaMemcpyAsync(h->h_y, h->d_y, sizeof(float) * (size_t)T * E, cudaMemcpyDeviceToHost, st));
-    QMC_CU(cudaStreamSynchronize(st));
-    memcpy(y, h->h_y, sizeof(float) * (size_t)T * E);
+    QMC_CU(cudaMemcpyAsync(ws->d_ints, ws->h_ints, sizeof(int) * n_ints, cudaMemcpyHostToDevice, ws->stream));
     return 0;
 }
+
+static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const int32_t *ids, const float *w,
+                           float *y, char *err, size_t cap) {
+    qmc_ws *ws = &h->ws;
+    if (!ws->stream && qmc_ws_alloc(ws, h->moe_E, h->moe_ff, h->moe_K, h->moe_NE, h->moe_max_tokens, err, cap)) {
+        qmc_ws_free(ws);
+        return -1;
+    }
+    const int E = ws->E, K = ws->K;
+    if (il < 0 || il >= h->n_layer) return qmc_errf(err, cap, "layer %d out of range (%d layers)", il, h->n_layer);
+    const qmc_layer *L = &h->layers[il];
+    if (!L->gate.dev) return qmc_errf(err, cap, "layer %d keeps its experts on the CPU", il);
+    if (T <= 0 || T > ws->max_tokens) return qmc_errf(err, cap, "%d tokens, expected 1..%d", T, ws->max_tokens);
+    if (!x || !ids || !w || !y) return qmc_errf(err, cap, "NULL argument");
+    cudaStream_t st = ws->stream;
+    // stage the inputs in pinned memory: x, w, then the ints (tok, slot, mat-vec groups)
+    memcpy(ws->h_x, x, sizeof(float) * (size_t)T * E);
+    memcpy(ws->h_w, w, sizeof(float) * (size_t)T * K);
+    if (qmc_plan_upload(ws, T, ids, err, cap)) return -1;
+    QMC_CU(cudaMemcpyAsync(ws->d_x, ws->h_x, sizeof(float) * (size_t)T * E, cudaMemcpyHostToDevice, st));
+    QMC_CU(cudaMemcpyAsync(ws->d_w, ws->h_w, sizeof(float) * (size_t)T * K, cudaMemcpyHostToDevice, st));
+    if (qmc_moe_exec(ws, L, T, &ws->plan, ws->d_x, ws->d_w, ws->d_y, 0, err, cap)) return -1;
+    QMC_CU(cudaMemcpyAsync(ws->h_y, ws->d_y, sizeof(float) * (size_t)T * E, cudaMemcpyDeviceToHost, st));
+    QMC_CU(cudaStreamSynchronize(st));
+    memcpy(y, ws->h_y, sizeof(float) * (size_t)T * E);
+    return 0;
+}
+
+// Makes the handle's device current for the scope (and puts the previous one back).
+struct qmc_device_scope {
+    int prev, ok;
+    explicit qmc_device_scope(int dev) : prev(-1), ok(1) {
+        if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
+        if (prev != dev && cudaSetDevice(dev) != cudaSuccess) ok = 0;
+    }
+    ~qmc_device_scope() {
+        int cur = -1;
+        if (prev >= 0 && cudaGetDevice(&cur) == cudaSuccess && cur != prev) cudaSetDevice(prev);
+    }
+};
 
 static int qmc_moe_eval(void *hv, int layer, int T, const float *x, const int32_t *ids, const float *w, float *y,
                         char *err, size_t cap) {
     qmc_handle *h = static_cast<qmc_handle *>(hv);
     if (!h) return qmc_errf(err, cap, "no CUDA handle");
     std::lock_guard<std::mutex> lock(h->mu);
-    int prev = -1;
-    if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
-    if (prev != h->device && cudaSetDevice(h->device) != cudaSuccess)
-        return qmc_errf(err, cap, "cannot select CUDA device %d", h->device);
+    qmc_device_scope dev(h->device);
+    if (!dev.ok) return qmc_errf(err, cap, "cannot select CUDA device %d", h->device);
     int r = qmc_eval_locked(h, layer, T, x, ids, w, y, err, cap);
-    if (r != 0) cudaStreamSynchronize(h->stream); // nothing in flight may still use the buffers
-    if (prev >= 0 && prev != h->device) cudaSetDevice(prev);
+    if (r != 0) cudaStreamSynchronize(h->ws.stream); // nothing in flight may still use the buffers
     return r;
 }
 
-static const qm_cuda_hooks qmc_hooks = {QM_CUDA_ABI_VERSION, "cuda", qmc_probe, qmc_moe_create, qmc_moe_eval,
-                                        qmc_free};
+// =============================================================================================
+// 5. The whole forward on the GPU (stage 2: model_create, ctx_create, ctx_eval, ctx_free)
+// =============================================================================================
+
+// Everything but the experts (which stay in qmc_handle::layers, shared with moe_eval).
+struct qmc_fwd_layer {
+    float *attn_norm, *q_norm, *k_norm, *ffn_norm;
+    qmc_tensor wq, wk, wv, wo, router; // router.dev NULL: a dense model
+};
+struct qmc_fwd {
+    int n_layer, E, n_head, n_head_kv, hd, n_expert, K, ff, n_vocab, dense;
+    float eps;
+    qmc_fwd_layer *layers;
+    qmc_tensor tok_embd, output;
+    float *output_norm;
+    int (*cpu_moe)(void *user, int layer, int T, const float *x, const int32_t *ids, const float *w, float *y);
+    int any_cpu_layer;
+};
+
+// One context: its KV cache, activations, stream and decode graph. Contexts run independently
+// (the weights are only read), each on its own stream.
+struct qmc_ctx {
+    qmc_handle *h;
+    int n_ctx, n_batch, n_out_max, kv_f32, graphs;
+    void *k_cache, *v_cache;         // [n_layer][n_ctx][kvd], f16 or f32
+    float *rope_cos, *rope_sin;      // [n_ctx][hd / 2]
+    float *x, *xn, *xq, *q, *k, *v, *att, *router, *wts, *logits;
+    int *ids, *tokens, *pos;
+    void *dense_w;                   // dequantized rows of a dense matrix (GEMM path)
+    void *dense_x;                   // the GEMM's input, f16 or f32
+    size_t dense_w_bytes;
+    int *h_tokens, *h_pos;           // pinned
+    float *h_logits;                 // pinned [n_out_max][n_vocab]
+    qmc_ws ws;                       // the experts' scratch and this context's stream
+    cudaGraphExec_t graph;           // decode (1 token, 1 logits row), captured on first use
+    int graph_failed;
+};
+
+static void qmc_fwd_free(qmc_fwd *f) {
+    if (!f) return;
+    if (f->layers) {
+        for (int il = 0; il < f->n_layer; il++) {
+            qmc_fwd_layer *L = &f->layers[il];
+            cudaFree(L->attn_norm);
+            cudaFree(L->q_norm);
+            cudaFree(L->k_norm);
+            cudaFree(L->ffn_norm);
+            qmc_tensor_free(&L->wq);
+            qmc_tensor_free(&L->wk);
+            qmc_tensor_free(&L->wv);
+            qmc_tensor_free(&L->wo);
+            qmc_tensor_free(&L->router);
+        }
+        free(f->layers);
+    }
+    qmc_tensor_free(&f->output);
+    qmc_tensor_free(&f->tok_embd);
+    cudaFree(f->output_norm);
+    free(f);
+}
+
+static int qmc_upload_vec(const float *src, int n, float **dst, const char *what, int il, char *err, size_t cap) {
+    if (!src) return qmc_errf(err, cap, "layer %d %s: no data", il, what);
+    QMC_CU(cudaMalloc((void **)dst, sizeof(float) * (size_t)n));
+    QMC_CU(cudaMemcpy(*dst, src, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice));
+    return 0;
+}
+
+static int qmc_model_create_impl(qmc_handle *h, const qm_cuda_model_desc *d, char *err, size_t cap) {
+    const int E = d->n_embd, hd = d->head_dim, dense = d->n_expert == 0;
+    const int NE = dense ? 1 : d->n_expert, K = dense ? 1 : d->n_expert_used, ff = d->n_ff_exp;
+    const int qd = d->n_head * hd, kvd = d->n_head_kv * hd;
+    if (!d->layers) return qmc_errf(err, cap, "bad description: no layers");
+    if (qmc_check_moe_shape(d->n_layer, E, ff, NE, K, d->max_tokens, err, cap)) return -1;
+    int gemm_min, gemm_f16; // the environment's settings are checked before anything is allocated
+    if (qmc_gemm_min(&gemm_min, err, cap) != 0 || qmc_gemm_type(&gemm_f16, err, cap) != 0) return -1;
+    if (d->n_head <= 0 || d->n_head_kv <= 0 || d->n_head % d->n_head_kv || hd <= 0 || hd % 32 || hd > QMC_MAX_HD ||
+        d->n_vocab <= 0)
+        return qmc_errf(err, cap, "n_head %d, n_head_kv %d, head_dim %d, n_vocab %d: the CUDA forward needs n_head a "
+                        "multiple of n_head_kv and head_dim a multiple of 32 up to %d", d->n_head, d->n_head_kv, hd,
+                        d->n_vocab, QMC_MAX_HD);
+    if (!dense && (NE > 32 * QMC_ROUTE_PER || K > 32))
+        return qmc_errf(err, cap, "%d experts, %d used: the CUDA router handles up to %d experts and 32 used", NE, K,
+                        32 * QMC_ROUTE_PER);
+    if (!d->output_norm) return qmc_errf(err, cap, "output_norm: no data");
+    qmc_fwd *f = static_cast<qmc_fwd *>(calloc(1, sizeof(qmc_fwd)));
+    if (!f) return qmc_errf(err, cap, "out of host memory");
+    h->fwd = f;
+    h->n_layer = d->n_layer;
+    f->n_layer = d->n_layer; f->E = E; f->n_head = d->n_head; f->n_head_kv = d->n_head_kv; f->hd = hd;
+    f->n_expert = dense ? 0 : NE; f->K = K; f->ff = ff; f->n_vocab = d->n_vocab; f->dense = dense;
+    f->eps = d->rms_eps; f->cpu_moe = d->cpu_moe;
+
+    // check everything and add up the bytes before uploading anything
+    size_t weights = 0;
+    std::vector<qm_cuda_moe_layer> ex((size_t)d->n_layer);
+    for (int il = 0; il < d->n_layer; il++) {
+        const qm_cuda_layer *L = &d->layers[il];
+        ex[il] = L->experts;
+        if (qmc_check_tensor(&L->wq, il, "attn_q", E, qd, 1, err, cap) ||
+            qmc_check_tensor(&L->wk, il, "attn_k", E, kvd, 1, err, cap) ||
+            qmc_check_tensor(&L->wv, il, "attn_v", E, kvd, 1, err, cap) ||
+            qmc_check_tensor(&L->wo, il, "attn_output", qd, E, 1, err, cap) ||
+            (!dense && qmc_check_tensor(&L->router, il, "ffn_gate_inp", E, NE, 1, err, cap)))
+            return -1;
+        weights += qmc_tensor_bytes(&L->wq) + qmc_tensor_bytes(&L->wk) + qmc_tensor_bytes(&L->wv) +
+                   qmc_tensor_bytes(&L->wo) + (dense ? 0 : qmc_tensor_bytes(&L->router)) +
+                   sizeof(float) * (2 * (size_t)E + 2 * (size_t)hd);
+        if (!L->experts.gate.data) {
+            f->any_cpu_layer = 1;
+            if (!d->cpu_moe) return qmc_errf(err, cap, "layer %d keeps its experts on the CPU but the description "
+                                             "has no cpu_moe callback", il);
+        }
+    }
+    const int on_gpu = qmc_check_experts(ex.data(), d->n_layer, E, ff, NE, &weights, err, cap);
+    if (on_gpu < 0) return -1;
+    if (qmc_check_tensor(&d->tok_embd, -1, "token_embd", E, d->n_vocab, 1, err, cap) ||
+        qmc_check_tensor(&d->output, -1, "output", E, d->n_vocab, 1, err, cap))
+        return -1;
+    const int tied = d->output.data == d->tok_embd.data;
+    weights += qmc_tensor_bytes(&d->tok_embd) + (tied ? 0 : qmc_tensor_bytes(&d->output)) + sizeof(float) * E;
+    char what[96];
+    snprintf(what, sizeof(what), "the model's %d layers (%d with their experts)", d->n_layer, on_gpu);
+    QMC_CU(cudaGetDevice(&h->device));
+    if (qmc_check_fit(weights, what, err, cap)) return -1;
+
+    // upload
+    h->layers = static_cast<qmc_layer *>(calloc((size_t)d->n_layer, sizeof(qmc_layer)));
+    f->layers = static_cast<qmc_fwd_layer *>(calloc((size_t)d->n_layer, sizeof(qmc_fwd_layer)));
+    if (!h->layers || !f->layers) return qmc_errf(err, cap, "out of host memory");
+    for (int il = 0; il < d->n_layer; il++) {
+        const qm_cuda_layer *L = &d->layers[il];
+        qmc_fwd_layer *F = &f->layers[il];
+        if (qmc_upload_vec(L->attn_norm, E, &F->attn_norm, "attn_norm", il, err, cap) ||
+            qmc_upload_vec(L->q_norm, hd, &F->q_norm, "attn_q_norm", il, err, cap) ||
+            qmc_upload_vec(L->k_norm, hd, &F->k_norm, "attn_k_norm", il, err, cap) ||
+            qmc_upload_vec(L->ffn_norm, E, &F->ffn_norm, "ffn_norm", il, err, cap) ||
+            qmc_upload(&L->wq, &F->wq, err, cap) || qmc_upload(&L->wk, &F->wk, err, cap) ||
+            qmc_upload(&L->wv, &F->wv, err, cap) || qmc_upload(&L->wo, &F->wo, err, cap) ||
+            (!dense && qmc_upload(&L->router, &F->router, err, cap)))
+            return -1;
+        if (L->experts.gate.data &&
+            (qmc_upload(&L->experts.gate, &h->layers[il].gate, err, cap) ||
+             qmc_upload(&L->experts.up, &h->layers[il].up, err, cap) ||
+             qmc_upload(&L->experts.down, &h->layers[il].down, err, cap)))
+            return -1;
+        if (d->progress) d->progress(d->log_user, il + 1, d->n_layer);
+    }
+    if (qmc_upload(&d->tok_embd, &f->tok_embd, err, cap)) return -1;
+    if (tied) {
+        f->output = f->tok_embd;
+        f->output.owned = 0;
+    } else if (qmc_upload(&d->output, &f->output, err, cap)) {
+        return -1;
+    }
+    if (qmc_upload_vec(d->output_norm, E, &f->output_norm, "output_norm", -1, err, cap)) return -1;
+    h->moe_E = E; h->moe_ff = ff; h->moe_K = K; h->moe_NE = NE; h->moe_max_tokens = d->max_tokens;
+    if (d->log) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "CUDA: uploaded the whole model, %.1f MiB (%d of %d layers with their experts%s)",
+                 weights / 1048576.0, on_gpu, d->n_layer, tied ? ", tied LM head" : "");
+        d->log(d->log_user, QM_LOG_INFO, msg);
+    }
+    return 0;
+}
+
+static void qmc_ctx_destroy(qmc_ctx *c) {
+    if (!c) return;
+    if (c->graph) cudaGraphExecDestroy(c->graph);
+    void *dev[] = {c->k_cache, c->v_cache, c->rope_cos, c->rope_sin, c->x, c->xn, c->xq, c->q, c->k, c->v, c->att,
+                   c->router, c->wts, c->logits, c->ids, c->tokens, c->pos, c->dense_w, c->dense_x};
+    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) cudaFree(dev[i]);
+    cudaFreeHost(c->h_tokens);
+    cudaFreeHost(c->h_pos);
+    cudaFreeHost(c->h_logits);
+    qmc_ws_free(&c->ws);
+    delete c;
+}
+
+// Device bytes of a context (KV cache and buffers), as qmc_ctx_alloc allocates them.
+static size_t qmc_ctx_bytes(const qmc_fwd *f, const qm_cuda_ctx_desc *d, size_t dense_w_bytes) {
+    const size_t kvd = (size_t)f->n_head_kv * f->hd, qd = (size_t)f->n_head * f->hd, nb = (size_t)d->n_batch;
+    const size_t wide = qd > (size_t)f->E ? qd : (size_t)f->E;
+    const size_t NE = f->n_expert ? (size_t)f->n_expert : 1;
+    return 2 * (size_t)f->n_layer * d->n_ctx * kvd * (d->kv_f32 ? 4 : 2) // KV cache
+           + 2 * (size_t)d->n_ctx * (f->hd / 2) * 4                      // RoPE tables
+           + nb * 4 * (2 * (size_t)f->E + wide + 2 * qd + 2 * kvd + NE + 2 * (size_t)f->K + 1) // x .. ids, tokens
+           + (size_t)d->n_out_max * f->n_vocab * 4                      // logits
+           + dense_w_bytes + nb * wide * 4                               // dense_w, dense_x
+           + qmc_buffer_bytes(f->E, f->ff, f->K, d->n_batch);           // the experts' scratch
+}
+
+static int qmc_ctx_alloc(qmc_ctx *c, const qm_cuda_ctx_desc *d, char *err, size_t cap) {
+    const qmc_fwd *f = c->h->fwd;
+    const size_t kvd = (size_t)f->n_head_kv * f->hd, qd = (size_t)f->n_head * f->hd, nb = (size_t)d->n_batch;
+    const size_t wide = qd > (size_t)f->E ? qd : (size_t)f->E, half = (size_t)f->hd / 2;
+    const size_t NE = f->n_expert ? (size_t)f->n_expert : 1, kv_bytes = (size_t)f->n_layer * d->n_ctx * kvd * (d->kv_f32 ? 4 : 2);
+    // dense GEMM scratch: 32 MiB of dequantized rows (at least one row of the widest matrix)
+    c->dense_w_bytes = (size_t)32 << 20;
+    const size_t need = qmc_ctx_bytes(f, d, c->dense_w_bytes);
+    char what[128];
+    snprintf(what, sizeof(what), "a context of %d tokens (batch %d; KV cache %.1f MiB)", d->n_ctx, d->n_batch,
+             2 * kv_bytes / 1048576.0);
+    if (qmc_check_fit(need, what, err, cap)) return -1;
+    QMC_CU(cudaMalloc(&c->k_cache, kv_bytes));
+    QMC_CU(cudaMalloc(&c->v_cache, kv_bytes));
+    QMC_CU(cudaMalloc((void **)&c->rope_cos, (size_t)d->n_ctx * half * 4));
+    QMC_CU(cudaMalloc((void **)&c->rope_sin, (size_t)d->n_ctx * half * 4));
+    QMC_CU(cudaMemcpy(c->rope_cos, d->rope_cos, (size_t)d->n_ctx * half * 4, cudaMemcpyHostToDevice));
+    QMC_CU(cudaMemcpy(c->rope_sin, d->rope_sin, (size_t)d->n_ctx * half * 4, cudaMemcpyHostToDevice));
+    QMC_CU(cudaMalloc((void **)&c->x, nb * f->E * 4));
+    QMC_CU(cudaMalloc((void **)&c->xn, nb * f->E * 4));
+    QMC_CU(cudaMalloc((void **)&c->xq, nb * wide * 4));
+    QMC_CU(cudaMalloc((void **)&c->q, nb * qd * 4));
+    QMC_CU(cudaMalloc((void **)&c->att, nb * qd * 4));
+    QMC_CU(cudaMalloc((void **)&c->k, nb * kvd * 4));
+    QMC_CU(cudaMalloc((void **)&c->v, nb * kvd * 4));
+    QMC_CU(cudaMalloc((void **)&c->router, nb * NE * 4));
+    QMC_CU(cudaMalloc((void **)&c->wts, nb * f->K * 4));
+    QMC_CU(cudaMalloc((void **)&c->ids, nb * f->K * 4));
+    QMC_CU(cudaMalloc((void **)&c->tokens, nb * 4));
+    QMC_CU(cudaMalloc((void **)&c->pos, 4));
+    QMC_CU(cudaMalloc((void **)&c->logits, (size_t)d->n_out_max * f->n_vocab * 4));
+    QMC_CU(cudaMalloc(&c->dense_w, c->dense_w_bytes));
+    QMC_CU(cudaMalloc(&c->dense_x, nb * wide * 4));
+    QMC_CU(cudaMallocHost((void **)&c->h_tokens, nb * 4));
+    QMC_CU(cudaMallocHost((void **)&c->h_pos, 4));
+    QMC_CU(cudaMallocHost((void **)&c->h_logits, (size_t)d->n_out_max * f->n_vocab * 4));
+    if (qmc_ws_alloc(&c->ws, f->E, f->ff, f->K, f->n_expert ? f->n_expert : 1, d->n_batch, err, cap)) return -1;
+    return 0;
+}
+
+static void *qmc_ctx_create(void *hv, const qm_cuda_ctx_desc *d, char *err, size_t cap) {
+    qmc_handle *h = static_cast<qmc_handle *>(hv);
+    if (!h || !h->fwd) {
+        qmc_errf(err, cap, "the handle has no model (made by moe_create, not model_create)");
+        return NULL;
+    }
+    if (!d || d->n_ctx <= 0 || d->n_batch <= 0 || d->n_batch > d->n_ctx || d->n_out_max <= 0 ||
+        d->n_out_max > d->n_batch || !d->rope_cos || !d->rope_sin) {
+        qmc_errf(err, cap, "bad context description: n_ctx %d n_batch %d n_out_max %d", d ? d->n_ctx : 0,
+                 d ? d->n_batch : 0, d ? d->n_out_max : 0);
+        return NULL;
+    }
+    qmc_ctx *c = new (std::nothrow) qmc_ctx();
+    if (!c) {
+        qmc_errf(err, cap, "out of host memory");
+        return NULL;
+    }
+    c->h = h;
+    c->n_ctx = d->n_ctx; c->n_batch = d->n_batch; c->n_out_max = d->n_out_max; c->kv_f32 = d->kv_f32;
+    const char *env = getenv("QWENMOE_CUDA_GRAPH");
+    c->graphs = !(env && !strcmp(env, "0")) && !h->fwd->any_cpu_layer;
+    qmc_device_scope dev(h->device);
+    if (!dev.ok || qmc_ctx_alloc(c, d, err, cap)) {
+        if (!dev.ok) qmc_errf(err, cap, "cannot select CUDA device %d", h->device);
+        qmc_ctx_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void qmc_ctx_free(void *c) {
+    qmc_ctx *ctx = static_cast<qmc_ctx *>(c);
+    if (!ctx) return;
+    qmc_device_scope dev(ctx->h->device);
+    qmc_ctx_destroy(ctx);
+}
+
+// out [T][rows] = W . in[t] (add: +=), in [T][cols] on the device, rounded first as the CPU's
+// kernel for W's type sees it. Fewer than gemm_min tokens: the mat-vec kernel; more: rows
+// dequantized in chunks into dense_w, then cuBLAS.
+static int qmc_dense(qmc_ctx *c, const qmc_tensor *W, const float *in, int T, float *out, int add, char *err,
+                     size_t cap) {
+    cudaStream_t st = c->ws.stream;
+    const int kind = qmc_act_kind(W->type), cols = W->cols, rows = W->rows;
+    const float *src = in;
+    if (kind != QMC_ACT_F32) {
+        if (qmc_launch_actq(in, c->xq, T, cols, kind, st, err, cap)) return -1;
+        src = c->xq;
+    }
+    if (T < c->ws.gemm_min)
+        return qmc_launch_matvec(W, (T + QMC_MV_MAXP - 1) / QMC_MV_MAXP, NULL, NULL, NULL, src, NULL, out,
+                                 add ? 2 : 0, T, st, err, cap);
+    // f32 weights (the router) stay f32, so that the choice of experts is not moved by a rounding
+    const int f16 = c->ws.gemm_f16 && W->type != QM_TYPE_F32;
+    const size_t vb = f16 ? 2 : 4;
+    const void *X = src;
+    if (f16) {
+        QMC_LAUNCH(qmc_k_to_f16, qmc_blocks((size_t)T * cols, 256), 256, st)(src, (size_t)T * cols,
+                                                                             static_cast<uint16_t *>(c->dense_x));
+        QMC_LAUNCHED("to_f16");
+        X = c->dense_x;
+    }
+    const int chunk = (int)(c->dense_w_bytes / ((size_t)cols * vb));
+    if (chunk < 1) return qmc_errf(err, cap, "a row of %d values does not fit the dense scratch", cols);
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        const int n = rows - r0 < chunk ? rows - r0 : chunk;
+        if (qmc_launch_dequant(W, 0, r0, n, c->dense_w, f16, st, err, cap) ||
+            qmc_gemm(&c->ws, f16, T, n, cols, c->dense_w, X, out + r0, rows, add ? 1.0f : 0.0f, err, cap))
+            return -1;
+    }
+    return 0;
+}
+
+static int qmc_launch_embed(qmc_ctx *c, int T, char *err, size_t cap) {
+    const qmc_tensor *t = &c->h->fwd->tok_embd;
+    const int E = c->h->fwd->E;
+    const unsigned blocks = qmc_blocks((size_t)T * (E / 8), 256);
+    switch (t->type) {
+#define QMC_CASE(TY) \
+    case TY: QMC_LAUNCH(qmc_k_embed<TY>, blocks, 256, c->ws.stream)(t->dev, t->row_bytes, c->tokens, T, E, c->x); break;
+        QMC_FOR_TYPES(QMC_CASE)
+#undef QMC_CASE
+    default: return qmc_errf(err, cap, "token_embd: type %s has no kernel", qmc_type_name(t->type));
+    }
+    QMC_LAUNCHED("embed");
+    return 0;
+}
+
+// The routed experts of layer il (y: the residual stream, added to). Few tokens: the plan is
+// made on the device (every pair its own mat-vec group); more: on the host, which costs a
+// copy of the ids and a sync. Layers whose experts stay on the CPU go through cpu_moe.
+static int qmc_ffn(qmc_ctx *c, int il, int T, void *user, char *err, size_t cap) {
+    const qmc_fwd *f = c->h->fwd;
+    const qmc_layer *L = &c->h->layers[il];
+    qmc_ws *ws = &c->ws;
+    cudaStream_t st = ws->stream;
+    const int K = f->K, E = f->E, n_pairs = T * K;
+    if (!L->gate.dev) { // on the CPU: x, ids and weights to the host, the header's CPU path, y back
+        QMC_CU(cudaMemcpyAsync(ws->h_x, c->xn, sizeof(float) * (size_t)T * E, cudaMemcpyDeviceToHost, st));
+        QMC_CU(cudaMemcpyAsync(ws->h_ints, c->ids, sizeof(int) * (size_t)n_pairs, cudaMemcpyDeviceToHost, st));
+        QMC_CU(cudaMemcpyAsync(ws->h_w, c->wts, sizeof(float) * (size_t)n_pairs, cudaMemcpyDeviceToHost, st));
+        QMC_CU(cudaStreamSynchronize(st));
+        if (f->cpu_moe(user, il, T, ws->h_x, ws->h_ints, ws->h_w, ws->h_y) != 0)
+            return qmc_errf(err, cap, "layer %d: the CPU experts failed", il);
+        QMC_CU(cudaMemcpyAsync(ws->d_y, ws->h_y, sizeof(float) * (size_t)T * E, cudaMemcpyHostToDevice, st));
+        QMC_LAUNCH(qmc_k_add, qmc_blocks((size_t)T * E, 256), 256, st)(c->x, ws->d_y, (size_t)T * E);
+        QMC_LAUNCHED("add");
+        return 0;
+    }
+    qmc_plan pl;
+    memset(&pl, 0, sizeof(pl));
+    if (T < ws->gemm_min) {
+        QMC_LAUNCH(qmc_k_pairs, qmc_blocks((size_t)n_pairs, 64), 64, st)(
+            c->ids, n_pairs, K, ws->d_ints, ws->d_ints + n_pairs, reinterpret_cast<qmc_group *>(ws->d_ints + 2 * n_pairs));
+        QMC_LAUNCHED("pairs");
+        pl.n_mv = n_pairs;
+    } else {
+        QMC_CU(cudaMemcpyAsync(ws->h_ints, c->ids, sizeof(int) * (size_t)n_pairs, cudaMemcpyDeviceToHost, st));
+        QMC_CU(cudaStreamSynchronize(st));
+        // the plan's staging reuses h_ints, so the ids move to the plan's scratch first
+        memcpy(ws->ids, ws->h_ints, sizeof(int) * (size_t)n_pairs);
+        if (qmc_plan_upload(ws, T, ws->ids, err, cap)) return -1;
+        pl = ws->plan;
+    }
+    return qmc_moe_exec(ws, L, T, &pl, c->xn, c->wts, c->x, 1, err, cap);
+}
+
+// One forward of T tokens at positions pos .. pos + T - 1 on the stream, up to the logits of
+// the last n_out tokens in c->logits. No host synchronisation unless a layer needs the host
+// (a layer with its experts on the CPU, or a prefill's expert plan).
+static int qmc_forward(qmc_ctx *c, int T, int n_out, void *user, char *err, size_t cap) {
+    const qmc_fwd *f = c->h->fwd;
+    cudaStream_t st = c->ws.stream;
+    const int E = f->E, hd = f->hd, kvd = f->n_head_kv * hd, f16 = !c->kv_f32;
+    const dim3 warps(32, 4);
+    if (qmc_launch_embed(c, T, err, cap)) return -1;
+    for (int il = 0; il < f->n_layer; il++) {
+        const qmc_fwd_layer *L = &f->layers[il];
+        const size_t base = (size_t)il * c->n_ctx * kvd;
+        // attention
+        QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), warps, st)(c->x, L->attn_norm, E, f->eps, c->xn, T);
+        QMC_LAUNCHED("rmsnorm");
+        if (qmc_dense(c, &L->wq, c->xn, T, c->q, 0, err, cap) || qmc_dense(c, &L->wk, c->xn, T, c->k, 0, err, cap) ||
+            qmc_dense(c, &L->wv, c->xn, T, c->v, 0, err, cap))
+            return -1;
+        QMC_LAUNCH(qmc_k_norm_rope, qmc_blocks((size_t)T * f->n_head, 4), warps, st)(
+            c->q, T, f->n_head, hd, L->q_norm, f->eps, c->rope_cos, c->rope_sin, c->pos, (void *)NULL, base, kvd, f16);
+        QMC_LAUNCHED("norm_rope q");
+        QMC_LAUNCH(qmc_k_norm_rope, qmc_blocks((size_t)T * f->n_head_kv, 4), warps, st)(
+            c->k, T, f->n_head_kv, hd, L->k_norm, f->eps, c->rope_cos, c->rope_sin, c->pos, c->k_cache, base, kvd, f16);
+        QMC_LAUNCHED("norm_rope k");
+        QMC_LAUNCH(qmc_k_store_v, qmc_blocks((size_t)T * kvd, 256), 256, st)(c->v, T, kvd, c->pos, c->v_cache, base, f16);
+        QMC_LAUNCHED("store_v");
+        QMC_LAUNCH(qmc_k_attention, dim3((unsigned)f->n_head, (unsigned)T), dim3(32, QMC_ATT_WARPS), st)(
+            c->q, c->k_cache, c->v_cache, base, f->n_head, f->n_head_kv, hd, c->pos, f16, c->att);
+        QMC_LAUNCHED("attention");
+        if (qmc_dense(c, &L->wo, c->att, T, c->x, 1, err, cap)) return -1; // x += wo . att
+        // feed-forward
+        QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), warps, st)(c->x, L->ffn_norm, E, f->eps, c->xn, T);
+        QMC_LAUNCHED("rmsnorm");
+        if (!f->dense && qmc_dense(c, &L->router, c->xn, T, c->router, 0, err, cap)) return -1;
+        QMC_LAUNCH(qmc_k_route, qmc_blocks((size_t)T, 4), warps, st)(c->router, T, f->n_expert, f->K, c->ids, c->wts);
+        QMC_LAUNCHED("route");
+        if (qmc_ffn(c, il, T, user, err, cap)) return -1;
+    }
+    // final norm and LM head, for the rows whose logits are wanted
+    QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)n_out, 4), warps, st)(c->x + (size_t)(T - n_out) * E, f->output_norm,
+                                                                        E, f->eps, c->xn, n_out);
+    QMC_LAUNCHED("rmsnorm");
+    if (qmc_dense(c, &f->output, c->xn, n_out, c->logits, 0, err, cap)) return -1;
+    QMC_CU(cudaMemcpyAsync(c->h_logits, c->logits, sizeof(float) * (size_t)n_out * f->n_vocab, cudaMemcpyDeviceToHost,
+                           st));
+    return 0;
+}
+
+// Decode as one CUDA graph: captured on the first one-token evaluation, replayed after it.
+// The token and the position are read from pinned memory by the graph's first copies, so the
+// same graph serves every step. Returns 1 when it ran, 0 when the graph could not be made
+// (the caller then runs the kernels directly; the reason goes to the log once), -1 on error.
+static int qmc_decode_graph(qmc_ctx *c, void *user, char *err, size_t cap) {
+    cudaStream_t st = c->ws.stream;
+    if (!c->graph) {
+        cudaGraph_t g = NULL;
+        char why[256] = "";
+        if (cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+            cudaGetLastError();
+            c->graph_failed = 1;
+            return 0;
+        }
+        int r = 0;
+        if (cudaMemcpyAsync(c->tokens, c->h_tokens, sizeof(int), cudaMemcpyHostToDevice, st) != cudaSuccess ||
+            cudaMemcpyAsync(c->pos, c->h_pos, sizeof(int), cudaMemcpyHostToDevice, st) != cudaSuccess)
+            r = -1;
+        if (r == 0) r = qmc_forward(c, 1, 1, user, why, sizeof(why));
+        cudaError_t e = cudaStreamEndCapture(st, &g);
+        if (r == 0 && e == cudaSuccess) e = cudaGraphInstantiate(&c->graph, g, 0ULL);
+        if (g) cudaGraphDestroy(g);
+        if (r != 0 || e != cudaSuccess) {
+            cudaGetLastError();
+            if (c->graph) cudaGraphExecDestroy(c->graph);
+            c->graph = NULL;
+            c->graph_failed = 1;
+            return 0;
+        }
+    }
+    QMC_CU(cudaGraphLaunch(c->graph, st));
+    return 1;
+}
+
+static int qmc_ctx_eval_impl(qmc_ctx *c, const int32_t *tokens, int T, int pos, int n_out, float *logits, void *user,
+                             char *err, size_t cap) {
+    const qmc_fwd *f = c->h->fwd;
+    cudaStream_t st = c->ws.stream;
+    if (T <= 0 || T > c->n_batch) return qmc_errf(err, cap, "%d tokens, expected 1..%d", T, c->n_batch);
+    if (pos < 0 || pos + T > c->n_ctx)
+        return qmc_errf(err, cap, "positions %d..%d are outside the context of %d", pos, pos + T - 1, c->n_ctx);
+    if (n_out <= 0 || n_out > T || n_out > c->n_out_max)
+        return qmc_errf(err, cap, "%d logits rows of %d tokens, expected 1..%d", n_out, T, T < c->n_out_max ? T : c->n_out_max);
+    if (!tokens || !logits) return qmc_errf(err, cap, "NULL argument");
+    for (int i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= f->n_vocab)
+            return qmc_errf(err, cap, "token %d at index %d is outside the vocabulary (0..%d)", tokens[i], i,
+                            f->n_vocab - 1);
+    memcpy(c->h_tokens, tokens, sizeof(int) * (size_t)T);
+    *c->h_pos = pos;
+    int ran = 0;
+    // (one token takes the mat-vec paths only, unless QWENMOE_CUDA_GEMM_MIN=1 asks for cuBLAS)
+    if (T == 1 && n_out == 1 && c->graphs && !c->graph_failed && c->ws.gemm_min > 1) {
+        ran = qmc_decode_graph(c, user, err, cap);
+        if (ran < 0) return -1;
+    }
+    if (!ran) {
+        QMC_CU(cudaMemcpyAsync(c->tokens, c->h_tokens, sizeof(int) * (size_t)T, cudaMemcpyHostToDevice, st));
+        QMC_CU(cudaMemcpyAsync(c->pos, c->h_pos, sizeof(int), cudaMemcpyHostToDevice, st));
+        if (qmc_forward(c, T, n_out, user, err, cap)) return -1;
+    }
+    QMC_CU(cudaStreamSynchronize(st));
+    memcpy(logits, c->h_logits, sizeof(float) * (size_t)n_out * f->n_vocab);
+    return 0;
+}
+
+static int qmc_ctx_eval(void *cv, const int32_t *tokens, int T, int pos, int n_out, float *logits, void *user,
+                        char *err, size_t cap) {
+    qmc_ctx *c = static_cast<qmc_ctx *>(cv);
+    if (!c) return qmc_errf(err, cap, "no CUDA context");
+    qmc_device_scope dev(c->h->device);
+    if (!dev.ok) return qmc_errf(err, cap, "cannot select CUDA device %d", c->h->device);
+    int r = qmc_ctx_eval_impl(c, tokens, T, pos, n_out, logits, user, err, cap);
+    if (r != 0) cudaStreamSynchronize(c->ws.stream); // nothing in flight may still use the buffers
+    return r;
+}
+
+static void *qmc_model_create(const qm_cuda_model_desc *d, char *err, size_t cap) {
+    if (!d) {
+        qmc_errf(err, cap, "no description");
+        return NULL;
+    }
+    qmc_handle *h = new (std::nothrow) qmc_handle();
+    if (!h) {
+        qmc_errf(err, cap, "out of host memory");
+        return NULL;
+    }
+    if (qmc_model_create_impl(h, d, err, cap) != 0) {
+        qmc_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void qmc_free(void *p) { qmc_destroy(static_cast<qmc_handle *>(p)); }
+
+static const qm_cuda_hooks qmc_hooks = {QM_CUDA_ABI_VERSION, "cuda",         qmc_probe,      qmc_moe_create,
+                                        qmc_moe_eval,        qmc_free,       qmc_model_create, qmc_ctx_create,
+                                        qmc_ctx_eval,        qmc_ctx_free};
 
 // QMC_NO_HOOK: for tests/cuda/emu_hook.cu, which includes this file and supplies its own hook.
 #ifndef QMC_NO_HOOK

@@ -76,7 +76,8 @@ static int emu_eval(void *hv, int il, int T, const float *x, const int32_t *ids,
 static void emu_free(void *h) { delete static_cast<emu_handle *>(h); }
 
 // The real table's ABI and name, the emulated functions.
+// (no model_create: the header runs the forward on the CPU and calls emu_eval for the experts)
 static const qm_cuda_hooks emu_hooks = {qmc_hooks.abi_version, qmc_hooks.name, emu_probe, emu_create, emu_eval,
-                                        emu_free};
+                                        emu_free, NULL, NULL, NULL, NULL};
 
 extern "C" const qm_cuda_hooks *qm_cuda_hook(void) { return &emu_hooks; }
