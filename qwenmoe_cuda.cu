@@ -87,7 +87,7 @@
 // TESTS (make test-cuda; tests/cuda/): the block decoders, the activation rounding and the
 //   per-item work of every kernel are __host__ __device__ functions, run on the CPU by
 //   tests/cuda/test_cuda_host.cu against qwenmoe.h (bit for bit where the arithmetic is the
-//   same), and by tests/cuda/emu_hook.cu inside the real forward pass. This whole file also
+//   same). This whole file also
 //   compiles as plain C++ against tests/cuda/simt.h (-DQMC_EMU), a host emulation of the CUDA
 //   runtime, cuBLAS and the SIMT execution of the kernels (coroutine threads, barriers, warp
 //   shuffles, graphs): test_cuda_gpu.c linked with that object (test_cuda_simt) runs every
@@ -2142,10 +2142,7 @@ static const qm_cuda_hooks qmc_hooks = {QM_CUDA_ABI_VERSION, "cuda",         qmc
                                         qmc_moe_eval,        qmc_free,       qmc_model_create, qmc_ctx_create,
                                         qmc_ctx_eval,        qmc_ctx_free};
 
-// QMC_NO_HOOK: for tests/cuda/emu_hook.cu, which includes this file and supplies its own hook.
-#ifndef QMC_NO_HOOK
 extern "C" const qm_cuda_hooks *qm_cuda_hook(void) { return &qmc_hooks; }
 
 // The anchor for static-archive builds: calling it forces this member to be linked.
 extern "C" int qm_cuda_register(void) { return 1; }
-#endif

@@ -1,8 +1,10 @@
 # CUDA build (optional): the expert dispatch of qwenmoe_cuda.cu, linked into CUDA variants of
 # the programs, and its tests.
-#   make cuda        build/qwenmoe_cuda.o, build/qwenmoe-generate-cuda, build/qwenmoe-chat-cuda
+#   make cuda        build/qwenmoe_cuda.o, build/qwenmoe-generate-cuda, build/qwenmoe-chat-cuda,
+#                    build/qwenmoe-bench-cuda
 #   make test-cuda   link recipes, host test of the block decoders, -cuda programs vs the CPU
-#                    ones, and the GPU test (skips without a GPU); ends with "# cuda: N passed, M failed"
+#                    ones, the whole CUDA file on the host SIMT emulation against the CPU (mk/simt.mk),
+#                    and the GPU test (skips without a GPU); ends with "# cuda: N passed, M failed"
 # Needs nvcc with cuBLAS (CUDA 12 or 13); builds and tests without a GPU or driver. The programs
 # find libcudart/libcublas through an rpath to $(CUDA_HOME)/lib64 (or set LD_LIBRARY_PATH).
 NVCC      ?= /usr/local/cuda/bin/nvcc
@@ -16,7 +18,7 @@ CUDA_NVCC  = $(NVCC) -std=c++17 $(NVCCFLAGS) -Xcompiler -Wall,-Wextra $(CUDA_WER
 CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
 CUDA_NVLIBS = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas
 CB         = $(B)/cuda
-CUDA_PROGS = $(B)/qwenmoe-generate-cuda $(B)/qwenmoe-chat-cuda
+CUDA_PROGS = $(B)/qwenmoe-generate-cuda $(B)/qwenmoe-chat-cuda $(B)/qwenmoe-bench-cuda
 
 cuda: $(B)/qwenmoe_cuda.o $(CUDA_PROGS)
 
@@ -33,6 +35,8 @@ $(B)/qwenmoe-generate-cuda: examples/generate.c $(B)/qwenmoe_cuda.o $(HDR) | $(B
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< $(B)/qwenmoe_cuda.o -o $@ $(CUDA_LIBS) $(LDLIBS)
 $(B)/qwenmoe-chat-cuda: examples/chat.c $(B)/qwenmoe_cuda.o $(HDR) | $(B)
 	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< $(B)/qwenmoe_cuda.o -o $@ $(CUDA_LIBS) $(LDLIBS)
+$(B)/qwenmoe-bench-cuda: tools/bench.c $(B)/qwenmoe_cuda.o $(HDR) | $(B)
+	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< $(B)/qwenmoe_cuda.o -o $@ $(CUDA_LIBS) $(LDLIBS)
 
 # tests
 $(CB)/impl.o: tests/cuda/impl.c $(HDR) | $(CB)
@@ -46,14 +50,13 @@ $(CB)/test_cuda_host: tests/cuda/test_cuda_host.cu qwenmoe_cuda.cu tests/qmtest.
 $(CB)/test_cuda_gpu: tests/cuda/test_cuda_gpu.c tests/qmtest.h $(B)/qwenmoe_cuda.o $(HDR) | $(CB)
 	$(CC) $(WARN) $(CFLAGS) -I. $< $(B)/qwenmoe_cuda.o -o $@ $(CUDA_LIBS) $(LDLIBS) -lm
 
-# the GPU test linked with the host emulation of the kernels instead of qwenmoe_cuda.o
-$(CB)/emu_hook.o: tests/cuda/emu_hook.cu tests/cuda/emu.h qwenmoe_cuda.cu $(HDR) | $(CB)
-	$(CUDA_NVCC) -Xcompiler -ffp-contract=off -gencode arch=compute_80,code=sm_80 -c $< -o $@
-$(CB)/test_cuda_emu: tests/cuda/test_cuda_gpu.c tests/qmtest.h $(CB)/emu_hook.o $(HDR) | $(CB)
-	$(CC) $(WARN) $(CFLAGS) -DQM_CUDA_TEST_NAME='"cuda_emu"' -I. $< $(CB)/emu_hook.o -o $@ $(CUDA_LIBS) $(LDLIBS) -lm
+# qwenmoe-logits on the SIMT emulation of qwenmoe_cuda.cu (mk/simt.mk): the same logits whatever
+# the order in which the emulated threads run (tests/cuda/run.sh compares them)
+$(CB)/qwenmoe-logits-simt: tools/logits.c $(CB)/qwenmoe_cuda_simt.o $(HDR) | $(CB)
+	$(CC) $(WARN) $(ARCH) $(CFLAGS) -I. $< $(CB)/qwenmoe_cuda_simt.o -o $@ -lstdc++ $(LDLIBS) -lpthread -lm
 
-CUDA_TESTS = $(CB)/test_cuda_host $(CB)/test_cuda_gpu $(CB)/test_cuda_emu $(CB)/impl.o $(CB)/impl_pic.o \
-             $(CB)/qwenmoe_cuda_pic.o
+CUDA_TESTS = $(CB)/test_cuda_host $(CB)/test_cuda_gpu $(CB)/impl.o $(CB)/impl_pic.o \
+             $(CB)/qwenmoe_cuda_pic.o $(CB)/test_simt $(CB)/test_cuda_simt $(CB)/qwenmoe-logits-simt
 
 test-cuda: cuda $(CUDA_TESTS) $(B)/qwenmoe-generate $(B)/qwenmoe-chat $(B)/qwenmoe-mkmodel \
            $(B)/models/tiny.gguf $(B)/models/tiny-q8.gguf

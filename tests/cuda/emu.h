@@ -2,7 +2,7 @@
 // qwenmoe_cuda.cu. Every function here runs the .cu's own __host__ __device__ item code (slice
 // decoders, mat-vec lanes, f16 dequantization, plan, GEMM arguments, combine) in the order the
 // kernels and moe_eval run it; only the GEMM itself is a plain loop (the BLAS definition) and
-// the warp shuffles are an explicit xor tree. Used by test_cuda_host.cu and emu_hook.cu.
+// the warp shuffles are an explicit xor tree. Used by test_cuda_host.cu.
 #ifndef QM_CUDA_EMU_H
 #define QM_CUDA_EMU_H
 #include <math.h>

@@ -4,7 +4,9 @@
 #   2. the host test of qwenmoe_cuda.cu's decoders and data flow (BUILD/cuda/test_cuda_host)
 #   3. the -cuda programs against the CPU ones on tiny.gguf and tiny-q8.gguf: the same greedy
 #      output; without a GPU, the warning on stderr that says CUDA is unusable and why
-#   4. the GPU test's comparisons against the kernels emulated on the host (BUILD/cuda/test_cuda_emu)
+#   4. qwenmoe_cuda.cu on the host SIMT emulation: the emulator's self-test (BUILD/cuda/test_simt),
+#      the GPU test's comparisons with the CPU (BUILD/cuda/test_cuda_simt), and the same logits
+#      whatever the order of the emulated threads (BUILD/cuda/qwenmoe-logits-simt)
 #   5. the GPU test (BUILD/cuda/test_cuda_gpu), which skips without a GPU
 # Ends with "# cuda: N passed, M failed"; exit status 1 when anything failed.
 #   usage: tests/cuda/run.sh [BUILD_DIR]
@@ -63,11 +65,36 @@ for m in tiny tiny-q8; do
 done
 echo "# cuda programs vs CPU programs: done (gpu=$gpu)"
 
-# 4. the GPU test's comparisons with the kernels emulated on the host (no GPU needed): every
-#    type's small model (written once into BUILD/cuda/models), CPU against the emulated dispatch
+# 4. qwenmoe_cuda.cu compiled against the host SIMT emulation (tests/cuda/simt.h): the
+#    emulator's own test, then the GPU test's comparisons with the CPU on every type's small
+#    model (written once into BUILD/cuda/models), running every kernel and host line of the
+#    CUDA file, with the device-memory guard on (host code that reads device memory crashes).
+"$B/cuda/test_simt" > "$tmp/simt.out" 2>&1; st=$?
+grep -E "^(FAIL|#)" "$tmp/simt.out"; tally simt "$tmp/simt.out" $st
 mkdir -p "$B/cuda/models"
-nice -n 10 "$B/cuda/test_cuda_emu" --mkmodel "$B/qwenmoe-mkmodel" --dir "$B/cuda/models" > "$tmp/emu.out" 2>&1; st=$?
-grep -E "^(FAIL|#)" "$tmp/emu.out"; tally cuda_emu "$tmp/emu.out" $st
+nice -n 10 "$B/cuda/test_cuda_simt" --mkmodel "$B/qwenmoe-mkmodel" --dir "$B/cuda/models" > "$tmp/sim.out" 2>&1; st=$?
+grep -E "^(FAIL|#)" "$tmp/sim.out"; tally cuda_simt "$tmp/sim.out" $st
+#    the same logits, bit for bit, whatever order the emulated threads of a block run in
+#    between barriers (a missing __syncthreads shows as a difference), for prefill (batch 16)
+#    and decode (batch 1: the CUDA graph)
+m="$B/cuda/models/small-q4_k_m.gguf"
+ids=$(seq 0 23 | awk '{printf "%s%d", (NR > 1 ? "," : ""), ($1 * 37 + 11) % 4088}')
+for batch in 16 1; do
+    ref=""
+    for order in forward reverse shuffle; do
+        out="$tmp/logits-$batch-$order.bin"
+        if QMC_SIMT_ORDER=$order "$B/cuda/qwenmoe-logits-simt" -m "$m" --ids "$ids" --batch $batch -t 2 -o "$out" \
+               > "$tmp/l.out" 2>&1 && [ -s "$out" ]; then ok
+        else bad "qwenmoe-logits-simt batch $batch, thread order $order: $(tail -c 300 "$tmp/l.out")"; continue; fi
+        if [ -z "$ref" ]; then ref="$out"
+        elif cmp -s "$ref" "$out"; then ok
+        else bad "qwenmoe-logits-simt batch $batch: thread order $order gives other logits than forward"; fi
+    done
+done
+if cmp -s "$tmp/logits-16-forward.bin" "$tmp/logits-1-forward.bin"; then
+    bad "qwenmoe-logits-simt: prefill (batch 16, cuBLAS) and decode (batch 1, mat-vec) give identical bits: expected the f16 GEMM to differ"
+else ok; fi
+echo "# cuda_simt logits: thread orders forward, reverse, shuffle compared"
 
 # 5. the GPU test (skips without a GPU)
 "$B/cuda/test_cuda_gpu" --mkmodel "$B/qwenmoe-mkmodel" --dir "$B/cuda/models" > "$tmp/gpu.out" 2>&1; st=$?

@@ -12,7 +12,8 @@
  *     the CPU's greedy token: mean cosine >= 0.999, worst >= 0.97, the same greedy token in
  *     >= 28 of 32 steps (a step can be a router near-tie: any ulp-level difference flips such a
  *     choice on these synthetic models, the CPU's own SIMD and scalar kernels included);
- *     f32, f16 and bf16 weights (no int8 activations): worst >= 0.9999 and 32 of 32;
+ *     f32, f16 and bf16 weights (no int8 activations): worst >= 0.9995 (the experts' f16 GEMM
+ *     inputs in prefill) and 32 of 32;
  *     free-running greedy agreement is printed (both sides' own tokens: one near-tie ends it);
  *   - the GPU run twice: bit-identical logits (no atomics, deterministic);
  * then, on the Q4_K_M model, the same with QWENMOE_CUDA_GEMM_MIN=1 (everything through cuBLAS,
@@ -40,7 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#ifndef QM_CUDA_TEST_NAME /* cuda_emu when linked with emu_hook.o instead of qwenmoe_cuda.o */
+#ifndef QM_CUDA_TEST_NAME /* cuda_simt when linked with the SIMT emulation (mk/simt.mk) */
 #define QM_CUDA_TEST_NAME "cuda_gpu"
 #endif
 #define N_PROMPT 48
@@ -154,7 +155,7 @@ static int free_running(qm_context *cc, qm_context *cg, int nv, const char *labe
 static void compare(const char *path, const char *label) {
     /* float weights: no activation rounding, nothing to amplify a difference of sum order */
     const int exact = !strncmp(label, "f32", 3) || !strncmp(label, "f16", 3) || !strncmp(label, "bf16", 4);
-    const double min_worst = exact ? 0.9999 : WORST_Q;
+    const double min_worst = exact ? 0.9995 : WORST_Q;
     const int min_agree = exact ? N_GEN : N_GEN - N_GEN / 8;
     qm_model *mc = load(path, 1), *mg = load(path, cpu_vs_cpu);
     qm_context *cc = NULL, *cg = NULL, *cc2 = NULL, *cg2 = NULL;
@@ -189,6 +190,7 @@ static void compare(const char *path, const char *label) {
     /* prefill (48 tokens at once: the cuBLAS path for the experts most tokens chose) */
     for (i = 0; i < N_PROMPT; i++) {
         double c = cosine(qm_logits(cc, i), qm_logits(cg, i), nv, &finite);
+        if (verbose) printf("# %s: prefill position %d: cosine %.6f\n", label, i, c);
         if (c < worst) worst = c;
         mean += c / N_PROMPT;
     }
@@ -384,7 +386,7 @@ int main(int argc, char **argv) {
                    "Without a usable GPU it prints why and skips. --types: only these types ('extra':\n"
                    "the dense, tied and 48-layer models);\n"
                    "--cpu-vs-cpu: both sides on the CPU, to check this harness on a machine without GPU;\n"
-                   "--verbose: the cosine of every decode step.\n",
+                   "--verbose: the cosine of every prefill position and decode step.\n",
                    argv[0]);
             return 0;
         } else if (!strcmp(argv[a], "--mkmodel") && a + 1 < argc) mkmodel = argv[++a];
