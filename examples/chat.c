@@ -28,6 +28,7 @@ static int stream(void *user, int32_t token, const char *text, size_t len) {
 int main(int argc, char **argv) {
     const char *model_path = NULL, *system_msg = NULL;
     qm_context_params cp;
+    qm_model_params mp = qm_model_params_default();
     qm_generate_params gp;
     qm_model *m = NULL;
     qm_context *c = NULL;
@@ -44,7 +45,10 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: %s -m MODEL.gguf [--system TEXT] [-n MAX_TOKENS] [-t N] [--ctx N] [--temp X] [--top-k N]\n"
                    "          [--top-p X] [--min-p X] [--seed N] [--no-think]\n"
-                   "Interactive chat: type a message and press enter; an empty line or end of input quits.\n", argv[0]);
+                   "          [--no-cuda] [--cuda-cpu-moe N] [--cuda-experts-only]\n"
+                   "Interactive chat: type a message and press enter; an empty line or end of input quits.\n"
+                   "The CUDA options act when the CUDA object is linked in (qwenmoe-chat-cuda): run on the\n"
+                   "CPU; keep the first N layers' experts on the CPU; only the experts on the GPU.\n", argv[0]);
             return 0;
         } else if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
         else if (!strcmp(argv[i], "--system") && i + 1 < argc) system_msg = argv[++i];
@@ -57,10 +61,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--min-p") && i + 1 < argc) gp.sampling.min_p = (float)atof(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) gp.sampling.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--no-think")) no_think = 1;
+        else if (!strcmp(argv[i], "--no-cuda")) mp.no_cuda = 1;
+        else if (!strcmp(argv[i], "--cuda-cpu-moe") && i + 1 < argc) mp.cuda_cpu_moe_layers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cuda-experts-only")) mp.cuda_experts_only = 1;
         else { fprintf(stderr, "error: unknown or incomplete argument '%s' (see --help)\n", argv[i]); return 1; }
     }
     if (!model_path) { fprintf(stderr, "error: no model given (-m FILE); see --help\n"); return 1; }
-    if (qm_model_load(model_path, NULL, &m, &err) != QM_OK) { fprintf(stderr, "error: %s\n", err.message); return 1; }
+    if (qm_model_load(model_path, &mp, &m, &err) != QM_OK) { fprintf(stderr, "error: %s\n", err.message); return 1; }
     if (qm_context_create(m, &cp, &c, &err) != QM_OK) { fprintf(stderr, "error: %s\n", err.message); goto out; }
     ctx_toks = (int32_t *)malloc(sizeof(int32_t) * (size_t)qm_context_n_ctx(c));
     if (system_msg) { msgs[n_msgs].role = "system"; msgs[n_msgs].content = system_msg; owned[n_msgs++] = NULL; }

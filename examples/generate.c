@@ -31,6 +31,9 @@ static void usage(const char *argv0) {
            "  --no-special       do not parse special tokens (<|im_start|>...) in the prompt text\n"
            "  --kv-f32           keep the KV cache in f32 (default f16)\n"
            "  --rope-base X      override the model's RoPE base\n"
+           "  --no-cuda          with the CUDA object linked in (the -cuda programs): run on the CPU\n"
+           "  --cuda-cpu-moe N   ... keep the experts of the first N layers on the CPU\n"
+           "  --cuda-experts-only ... only the routed experts on the GPU, the rest on the CPU\n"
            "  -h, --help         this help\n",
            argv0);
 }
@@ -121,6 +124,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-special")) no_special = 1;
         else if (!strcmp(a, "--kv-f32")) cp.kv_type = QM_KV_F32;
         else if (!strcmp(a, "--rope-base")) mp.rope_freq_base = (float)atof(NEXT());
+        else if (!strcmp(a, "--no-cuda")) mp.no_cuda = 1;
+        else if (!strcmp(a, "--cuda-cpu-moe")) mp.cuda_cpu_moe_layers = atoi(NEXT());
+        else if (!strcmp(a, "--cuda-experts-only")) mp.cuda_experts_only = 1;
         else { fprintf(stderr, "error: unknown argument '%s' (see --help)\n", a); return 1; }
 #undef NEXT
     }

@@ -39,6 +39,11 @@ static void usage(FILE *f) {
             "  --kv-f32       keep the KV cache in f32 (default f16)\n"
             "  --seed N       seed of the random token ids (default 1)\n"
             "  --json         print one line with one JSON object instead of the table\n"
+            "  --no-cuda, --cuda-cpu-moe N, --cuda-experts-only\n"
+            "                 with the CUDA object linked in (qwenmoe-bench-cuda): run on the CPU;\n"
+            "                 keep the first N layers' experts on the CPU; only the experts on the GPU.\n"
+            "                 The backend column says where the context ran: cuda (the whole\n"
+            "                 forward), cuda-experts or cpu.\n"
             "  -h, --help     this text\n"
             "  Bandwidth: bytes read per decoded token = the non-expert weights (one row of\n"
             "  token_embd, all of output.weight, every other tensor not named *_exps) +\n"
@@ -308,6 +313,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (!parse_int(a, v, 0, 2147483647L, &seed)) return 1; i++; }
         else if (!strcmp(a, "--kv-f32")) kv_f32 = 1;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--no-cuda")) mp.no_cuda = 1;
+        else if (!strcmp(a, "--cuda-cpu-moe")) { if (!parse_int(a, v, 0, 100000, &mp.cuda_cpu_moe_layers)) return 1; i++; }
+        else if (!strcmp(a, "--cuda-experts-only")) mp.cuda_experts_only = 1;
         else { fprintf(stderr, "qwenmoe-bench: unknown argument '%s' (see --help)\n", a); return 1; }
     }
     if (!path) { fprintf(stderr, "qwenmoe-bench: -m FILE is required (see --help)\n"); return 1; }
@@ -339,7 +347,7 @@ int main(int argc, char **argv) {
     load_s = now_s() - t0;
     hp = qm_model_hparams(m);
     n_vocab = hp->n_vocab;
-    backend = qm_model_backend(m);
+    backend = qm_context_backend(c);
     rng_state = 0x9E3779B97F4A7C15ull ^ (uint64_t)seed;
 
     toks = (int32_t *)malloc(sizeof(int32_t) * (size_t)(n_prompt > 8 ? n_prompt : 8));
