@@ -6369,7 +6369,7 @@ struct qm_model {
 
 static void qm__logmsg(const qm_model *m, int level, const char *fmt, ...) QM__PRINTF(3, 4);
 static void qm__logmsg(const qm_model *m, int level, const char *fmt, ...) {
-    char msg[600];
+    char msg[1200];
     va_list ap;
     if (level > m->log_level) return;
     va_start(ap, fmt);
@@ -9935,7 +9935,7 @@ static int qm__cuda_setup_full(qm_model *m, const qm_cuda_hooks *h, int first, c
     const qm_hparams *hp = &m->hp;
     qm_cuda_layer *ls;
     qm_cuda_model_desc d;
-    char why[256];
+    char why[512];
     int il;
     ls = QM__ALLOC(qm_cuda_layer, hp->n_layer);
     if (!ls) { qm__logmsg(m, QM_LOG_WARN, "CUDA: out of memory"); return 0; }
@@ -9998,7 +9998,7 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
     const qm_hparams *hp = &m->hp;
     qm_cuda_moe_layer *ls;
     qm_cuda_moe_desc d;
-    char why[256];
+    char why[512];
     int il, first;
     if (!h) return;
     if (params && params->no_cuda) { qm__logmsg(m, QM_LOG_INFO, "CUDA disabled by no_cuda: running on the CPU"); return; }
@@ -10016,7 +10016,7 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
     if (first < 0) first = 0;
     if (first > hp->n_layer) first = hp->n_layer;
     if (h->model_create && h->ctx_create && h->ctx_eval && h->ctx_free && !(params && params->cuda_experts_only)) {
-        char dev[256];
+        char dev[512];
         memcpy(dev, why, sizeof(dev));
         if (qm__cuda_setup_full(m, h, first, dev)) return;
     }
@@ -10043,7 +10043,7 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
     d.layers = ls;
     d.log = qm__cuda_log; d.log_user = m;
     {
-        char dev[256];
+        char dev[512];
         memcpy(dev, why, sizeof(dev));
         why[0] = 0;
         m->cuda_moe = h->moe_create(&d, why, sizeof(why));
@@ -10063,7 +10063,7 @@ static void qm__cuda_setup(qm_model *m, const qm_model_params *params) {
 static void qm__cuda_ctx_setup(qm_context *c) {
     qm_model *m = c->m;
     qm_cuda_ctx_desc d;
-    char why[256];
+    char why[512];
     if (!m->cuda_full) return;
     if (c->p.trace) {
         qm__logmsg(m, QM_LOG_INFO, "CUDA: a context with a trace callback runs on the CPU, its experts on the GPU");
@@ -10118,7 +10118,7 @@ static int qm__moe_cuda(qm_context *c, int il, int T) {
     qm_model *m = c->m;
     const qm_hparams *hp = &m->hp;
     int done, K = hp->n_expert_used, E = hp->n_embd;
-    char why[256];
+    char why[512];
     for (done = 0; done < T; done += QM__CUDA_MAX_TOKENS) {
         int n = QM__MIN(QM__CUDA_MAX_TOKENS, T - done);
         why[0] = 0;

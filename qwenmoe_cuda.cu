@@ -66,20 +66,24 @@
 //   THE WHOLE FORWARD (section 5; the order of qwenmoe.h's qm__forward, one kernel per step):
 //   embedding rows decoded from the file's type; RMSNorm (one warp per row); q, k, v by
 //   qmc_dense (the mat-vec kernel for fewer than gemm_min tokens, else rows dequantized in
-//   32 MiB chunks and cuBLAS); per-head q/k norm and NeoX RoPE with the header's own cos/sin
-//   tables, the keys and values stored in the cache (f16 or f32, as the context asks);
+//   32 MiB chunks and cuBLAS; their input rounded once for the three); per-head q/k norm and
+//   NeoX RoPE with the header's own cos/sin tables, the keys and values stored in the cache
+//   (f16 or f32, as the context asks), all in one launch;
 //   attention (one block per head and token, four warps over the keys with an online softmax,
 //   merged at the end; q rounded to f16 with the f16 cache, as on the CPU); wo added to the
 //   residual in the same kernel; RMSNorm; router (f32 weights stay f32) and top-k on the
-//   device; the experts (above: the plan on the device for fewer than gemm_min tokens, every
-//   pair its own mat-vec group, so decode needs no copy to the host; on the host for more);
+//   device; the experts (above: for fewer than gemm_min tokens the top-k kernel writes the
+//   plan, every pair its own mat-vec group, so decode needs no copy to the host, and gate and
+//   up of one type share a launch; on the host for more tokens);
 //   their weighted sum added to the residual; the final norm and the LM head for the rows
 //   whose logits are wanted. A layer whose experts stay on the CPU copies its input to the
 //   host and calls the header back (cpu_moe), which runs the CPU's expert path.
 //   Decode (one token, one logits row) is captured once per context as a CUDA graph and
 //   replayed: the token and position are read from pinned memory by the graph's first copies,
 //   so one graph serves every step (QWENMOE_CUDA_GRAPH=0: launch the kernels one by one; the
-//   same bits). Contexts are independent: each has its own stream, cuBLAS handle and buffers,
+//   same bits). A decode step is 17 kernels per layer and 4 more (counted under the host
+//   emulation: 72 launches per token on a 4-layer model, so 820 for the 48 layers of
+//   Qwen3-30B-A3B) and three copies (token, position, logits). Contexts are independent: each has its own stream, cuBLAS handle and buffers,
 //   and they run at the same time on the GPU (the weights are only read). Not done: split-K
 //   attention for long contexts (one block per head is few blocks at batch 1), fused
 //   norm/RoPE/attention kernels, and tensor-core mat-vec.
@@ -765,6 +769,36 @@ QMC_UNROLL
     }
 }
 
+// gate and up of the same type in one pass, for the mat-vec groups (as qmc_k_matvec): each
+// warp dots its row of both with the same inputs, out[slot[p]][r] = silu(gate . x) * (up . x).
+// The same sums as qmc_k_matvec's modes 0 and 1, so the same bits, with one launch and the
+// inputs read once.
+template <int TYPE>
+__global__ void __launch_bounds__(32 * QMC_MV_WARPS)
+qmc_k_matvec_gu(const uint8_t *Wg, const uint8_t *Wu, size_t row_bytes, int rows, int cols, const qmc_group *groups,
+                const int *in_idx, const int *slot, const float *in, float *out) {
+    const qmc_group g = groups[blockIdx.y];
+    const int r = blockIdx.x * QMC_MV_WARPS + threadIdx.y, lane = threadIdx.x;
+    if (r >= rows) return; // the whole warp
+    const size_t ro = ((size_t)g.expert * rows + r) * row_bytes;
+    const float *src[QMC_MV_MAXP];
+    float ag[QMC_MV_MAXP], au[QMC_MV_MAXP];
+QMC_UNROLL
+    for (int p = 0; p < QMC_MV_MAXP; p++) {
+        ag[p] = au[p] = 0.0f;
+        src[p] = in + (size_t)in_idx[g.first + (p < g.count ? p : 0)] * cols;
+    }
+    qmc_dot_lane<TYPE>(Wg + ro, cols, lane, 32, src, g.count, ag);
+    qmc_dot_lane<TYPE>(Wu + ro, cols, lane, 32, src, g.count, au);
+QMC_UNROLL
+    for (int p = 0; p < QMC_MV_MAXP; p++) {
+        if (p < g.count) { // the same for the whole warp
+            const float a = qmc_warp_sum(ag[p]), b = qmc_warp_sum(au[p]);
+            if (lane == 0) out[(size_t)slot[g.first + p] * rows + r] = qmc_silu(a) * b;
+        }
+    }
+}
+
 // Dequantize rows of a matrix (n_slices 8-value slices from W) to [rows][cols], f16 or f32.
 template <int TYPE>
 __global__ void qmc_k_dequant(const uint8_t *W, int cols, size_t row_bytes, size_t n_slices, void *out, int f16) {
@@ -856,17 +890,34 @@ __global__ void __launch_bounds__(128) qmc_k_rmsnorm(const float *x, const float
     for (int i = lane; i < n; i += 32) y[(size_t)r * n + i] = (xr[i] * scale) * w[i];
 }
 
-// Per-head RMSNorm (q_norm / k_norm) and NeoX RoPE of T rows of n_heads heads, in place, at
-// positions *pos + t (cos/sin: the header's tables, [n_ctx][hd / 2]). cache != NULL: also
-// store the result (the keys) at cache[base + (*pos + t) * kvd + h * hd], f16 or f32.
-// One warp per (token, head), block (32, 4).
-__global__ void __launch_bounds__(128) qmc_k_norm_rope(float *v, int T, int n_heads, int hd, const float *w, float eps,
-                                                       const float *cs, const float *sn, const int *pos, void *cache,
-                                                       size_t base, int kvd, int f16) {
+__device__ __forceinline__ void qmc_cache_put(void *cache, size_t i, float v, int f16) {
+    if (f16) static_cast<uint16_t *>(cache)[i] = qmc_f2h(v);
+    else static_cast<float *>(cache)[i] = v;
+}
+
+// After the q, k, v products of T tokens, one warp per head (block (32, 4)), in one launch:
+//   items [0, T n_head):          q heads: RMSNorm with q_norm, NeoX RoPE, in place;
+//   the next T n_head_kv items:   k heads: the same with k_norm, then into the cache;
+//   the last T n_head_kv items:   v heads: into the cache.
+// Positions are *pos + t; cos/sin are the header's tables ([n_ctx][hd / 2]); the cache row of
+// token t and kv head h is at base + (*pos + t) * kvd + h * hd, f16 or f32.
+__global__ void __launch_bounds__(128)
+qmc_k_qkv_post(float *q, float *k, const float *v, int T, int n_head, int n_head_kv, int hd, const float *q_norm,
+               const float *k_norm, float eps, const float *cs, const float *sn, const int *pos, void *kc, void *vc,
+               size_t base, int f16) {
     const int item = blockIdx.x * blockDim.y + threadIdx.y, lane = threadIdx.x, half = hd / 2;
-    if (item >= T * n_heads) return;
-    const int t = item / n_heads, h = item % n_heads, p = *pos + t;
-    float *x = v + (size_t)item * hd;
+    const int nq = T * n_head, nkv = T * n_head_kv, kvd = n_head_kv * hd;
+    if (item >= nq + 2 * nkv) return; // the whole warp
+    if (item >= nq + nkv) { // a value head
+        const int it = item - nq - nkv, t = it / n_head_kv, h = it % n_head_kv;
+        const size_t at = base + ((size_t)*pos + t) * kvd + (size_t)h * hd;
+        for (int i = lane; i < hd; i += 32) qmc_cache_put(vc, at + i, v[(size_t)it * hd + i], f16);
+        return;
+    }
+    const int is_k = item >= nq, it = is_k ? item - nq : item, nh = is_k ? n_head_kv : n_head;
+    const int t = it / nh, h = it % nh, p = *pos + t;
+    float *x = (is_k ? k : q) + (size_t)it * hd;
+    const float *w = is_k ? k_norm : q_norm;
     float ss = 0.0f;
     for (int i = lane; i < hd; i += 32) ss = fmaf(x[i], x[i], ss);
     ss = qmc_warp_sum(ss);
@@ -878,23 +929,11 @@ __global__ void __launch_bounds__(128) qmc_k_norm_rope(float *v, int T, int n_he
         const float y0 = x0 * c[i] - x1 * s[i], y1 = x0 * s[i] + x1 * c[i];
         x[i] = y0;
         x[i + half] = y1;
-        if (cache && f16) {
-            static_cast<uint16_t *>(cache)[at + i] = qmc_f2h(y0);
-            static_cast<uint16_t *>(cache)[at + i + half] = qmc_f2h(y1);
-        } else if (cache) {
-            static_cast<float *>(cache)[at + i] = y0;
-            static_cast<float *>(cache)[at + i + half] = y1;
+        if (is_k) {
+            qmc_cache_put(kc, at + i, y0, f16);
+            qmc_cache_put(kc, at + i + half, y1, f16);
         }
     }
-}
-
-// The values of T tokens into the cache at positions *pos + t.
-__global__ void qmc_k_store_v(const float *v, int T, int kvd, const int *pos, void *cache, size_t base, int f16) {
-    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)T * kvd) return;
-    const size_t at = base + ((size_t)*pos + i / kvd) * kvd + i % kvd;
-    if (f16) static_cast<uint16_t *>(cache)[at] = qmc_f2h(v[i]);
-    else static_cast<float *>(cache)[at] = v[i];
 }
 
 __device__ __forceinline__ float qmc_kv_at(const void *cache, size_t i, int f16) {
@@ -970,15 +1009,29 @@ QMC_UNROLL
 // Router of T tokens: softmax over the n_expert logits, the K largest probabilities (ties: the
 // lower expert id, as the CPU's scan), renormalised with the CPU's clamp. One warp per token,
 // block (32, 4); n_expert <= 32 * QMC_ROUTE_PER. n_expert 0 (a dense model): expert 0, weight 1.
+// groups != NULL: also the experts' mat-vec plan for few tokens, made here so that decode needs
+// no copy to the host: every (token, slot) pair i = t K + k is a group of its own
+// {ids[i], i, 1}, with tok[i] = t and slot[i] = i.
 #define QMC_ROUTE_PER 32
-__global__ void __launch_bounds__(128) qmc_k_route(const float *logits, int T, int n_expert, int K, int *ids, float *wts) {
+__device__ __forceinline__ void qmc_route_out(int t, int k, int K, int e, float w, int *ids, float *wts, int *tok,
+                                              int *slot, qmc_group *groups) {
+    const int i = t * K + k;
+    ids[i] = e;
+    wts[i] = w;
+    if (groups) {
+        tok[i] = t;
+        slot[i] = i;
+        groups[i].expert = e;
+        groups[i].first = i;
+        groups[i].count = 1;
+    }
+}
+__global__ void __launch_bounds__(128) qmc_k_route(const float *logits, int T, int n_expert, int K, int *ids, float *wts,
+                                                   int *tok, int *slot, qmc_group *groups) {
     const int t = blockIdx.x * blockDim.y + threadIdx.y, lane = threadIdx.x;
     if (t >= T) return;
     if (n_expert == 0) {
-        if (lane == 0) {
-            ids[t] = 0;
-            wts[t] = 1.0f;
-        }
+        if (lane == 0) qmc_route_out(t, 0, 1, 0, 1.0f, ids, wts, tok, slot, groups);
         return;
     }
     const float *x = logits + (size_t)t * n_expert;
@@ -1030,22 +1083,7 @@ QMC_UNROLL
         wsum += bv;
     }
     if (wsum < 6.103515625e-5f) wsum = 6.103515625e-5f;
-    if (lane < K) {
-        ids[(size_t)t * K + lane] = chosen_e;
-        wts[(size_t)t * K + lane] = chosen_w / wsum;
-    }
-}
-
-// The mat-vec plan of few tokens, made on the device (no copy to the host, so that decode
-// can be one CUDA graph): every (token, slot) pair is a group of its own.
-__global__ void qmc_k_pairs(const int *ids, int n_pairs, int K, int *tok, int *slot, qmc_group *groups) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n_pairs) return;
-    tok[i] = i / K;
-    slot[i] = i;
-    groups[i].expert = ids[i];
-    groups[i].first = i;
-    groups[i].count = 1;
+    if (lane < K) qmc_route_out(t, lane, K, chosen_e, chosen_w / wsum, ids, wts, tok, slot, groups);
 }
 
 __global__ void qmc_k_add(float *x, const float *y, size_t n) {
@@ -1355,17 +1393,18 @@ static int qmc_check_moe_shape(int n_layer, int E, int ff, int NE, int K, int ma
     return 0;
 }
 
-// Refuses, with both numbers, when need bytes do not fit in the device's free memory.
-static int qmc_check_fit(size_t need, const char *what, char *err, size_t cap) {
+// Refuses, with both numbers and what to do about it, when need bytes do not fit in the
+// device's free memory.
+static int qmc_check_fit(size_t need, const char *what, const char *hint, char *err, size_t cap) {
     size_t free_b = 0, total_b = 0;
     QMC_CU(cudaMemGetInfo(&free_b, &total_b));
     if (need + QMC_RESERVE_BYTES > free_b)
-        return qmc_errf(err, cap, "%s need %zu bytes (%.1f MiB) of device memory and a reserve of %.0f MiB, the GPU "
-                        "has %zu bytes (%.1f MiB) free of %.1f MiB: set cuda_cpu_moe_layers to keep the first "
-                        "layers' experts on the CPU", what, need, need / 1048576.0, QMC_RESERVE_BYTES / 1048576.0,
-                        free_b, free_b / 1048576.0, total_b / 1048576.0);
+        return qmc_errf(err, cap, "%s: %zu bytes (%.1f MiB) of device memory and a reserve of %.0f MiB are needed, the "
+                        "GPU has %zu bytes (%.1f MiB) free of %.1f MiB: %s", what, need, need / 1048576.0,
+                        QMC_RESERVE_BYTES / 1048576.0, free_b, free_b / 1048576.0, total_b / 1048576.0, hint);
     return 0;
 }
+#define QMC_HINT_EXPERTS "set cuda_cpu_moe_layers to keep the first layers' experts on the CPU"
 
 static int qmc_create_impl(qmc_handle *h, const qm_cuda_moe_desc *d, char *err, size_t cap) {
     const int E = d->n_embd, ff = d->n_ff_exp, K = d->n_expert_used, NE = d->n_expert;
@@ -1382,7 +1421,7 @@ static int qmc_create_impl(qmc_handle *h, const qm_cuda_moe_desc *d, char *err, 
     char what[96];
     snprintf(what, sizeof(what), "the experts of %d layers (with %.1f MiB of buffers)", on_gpu, buffers / 1048576.0);
     QMC_CU(cudaGetDevice(&h->device));
-    if (qmc_check_fit(weights + buffers, what, err, cap)) return -1;
+    if (qmc_check_fit(weights + buffers, what, QMC_HINT_EXPERTS, err, cap)) return -1;
     h->layers = static_cast<qmc_layer *>(calloc((size_t)d->n_layer, sizeof(qmc_layer)));
     if (!h->layers) return qmc_errf(err, cap, "out of host memory");
     for (int il = 0; il < d->n_layer; il++) {
@@ -1403,7 +1442,10 @@ static int qmc_create_impl(qmc_handle *h, const qm_cuda_moe_desc *d, char *err, 
     return 0;
 }
 
-static void *qmc_moe_create(const qm_cuda_moe_desc *d, char *err, size_t cap) {
+// A new handle filled by impl from the description, or NULL with the reason in err.
+template <typename Desc>
+static void *qmc_new_handle(const Desc *d, int (*impl)(qmc_handle *, const Desc *, char *, size_t), char *err,
+                            size_t cap) {
     if (!d) {
         qmc_errf(err, cap, "no description");
         return NULL;
@@ -1413,11 +1455,15 @@ static void *qmc_moe_create(const qm_cuda_moe_desc *d, char *err, size_t cap) {
         qmc_errf(err, cap, "out of host memory");
         return NULL;
     }
-    if (qmc_create_impl(h, d, err, cap) != 0) {
+    if (impl(h, d, err, cap) != 0) {
         qmc_destroy(h);
         return NULL;
     }
     return h;
+}
+
+static void *qmc_moe_create(const qm_cuda_moe_desc *d, char *err, size_t cap) {
+    return qmc_new_handle(d, qmc_create_impl, err, cap);
 }
 
 // Launches the kernels of one type; a switch over the type picks the instantiation.
@@ -1437,6 +1483,25 @@ static int qmc_launch_matvec(const qmc_tensor *t, int n_groups, const qmc_group 
     default: return qmc_errf(err, cap, "type %s has no mat-vec kernel", qmc_type_name(t->type));
     }
     QMC_LAUNCHED("matvec");
+    return 0;
+}
+
+// gate and up (of one type) fused: h = silu(gate . x) * (up . x) for the mat-vec groups
+static int qmc_launch_matvec_gu(const qmc_tensor *g, const qmc_tensor *u, int n_groups, const qmc_group *groups,
+                                const int *in_idx, const int *slot, const float *in, float *out, cudaStream_t st,
+                                char *err, size_t cap) {
+    dim3 block(32, QMC_MV_WARPS), grid((unsigned)((g->rows + QMC_MV_WARPS - 1) / QMC_MV_WARPS), (unsigned)n_groups);
+    switch (g->type) {
+#define QMC_CASE(T)                                                                                            \
+    case T:                                                                                                    \
+        QMC_LAUNCH(qmc_k_matvec_gu<T>, grid, block, st)(g->dev, u->dev, g->row_bytes, g->rows, g->cols, groups, \
+                                                         in_idx, slot, in, out);                               \
+        break;
+        QMC_FOR_TYPES(QMC_CASE)
+#undef QMC_CASE
+    default: return qmc_errf(err, cap, "type %s has no mat-vec kernel", qmc_type_name(g->type));
+    }
+    QMC_LAUNCHED("matvec_gu");
     return 0;
 }
 
@@ -1511,9 +1576,14 @@ static int qmc_moe_exec(qmc_ws *ws, const qmc_layer *L, int T, const qmc_plan *p
 
     // experts with few tokens: mat-vec, in-kernel dequantization
     if (pl->n_mv > 0) {
-        if (qmc_launch_matvec(&L->gate, pl->n_mv, d_mv, d_tok, d_slot, xg, NULL, ws->d_g, 0, 0, st, err, cap) ||
-            qmc_launch_matvec(&L->up, pl->n_mv, d_mv, d_tok, d_slot, xu, ws->d_g, ws->d_h, 1, 0, st, err, cap) ||
-            qmc_launch_actq(ws->d_h, ws->d_h, (size_t)n_pairs, ff, kd, st, err, cap) ||
+        if (L->gate.type == L->up.type) { // one launch (the same type rounds the input alike: xu == xg)
+            if (qmc_launch_matvec_gu(&L->gate, &L->up, pl->n_mv, d_mv, d_tok, d_slot, xg, ws->d_h, st, err, cap))
+                return -1;
+        } else if (qmc_launch_matvec(&L->gate, pl->n_mv, d_mv, d_tok, d_slot, xg, NULL, ws->d_g, 0, 0, st, err, cap) ||
+                   qmc_launch_matvec(&L->up, pl->n_mv, d_mv, d_tok, d_slot, xu, ws->d_g, ws->d_h, 1, 0, st, err, cap)) {
+            return -1;
+        }
+        if (qmc_launch_actq(ws->d_h, ws->d_h, (size_t)n_pairs, ff, kd, st, err, cap) ||
             qmc_launch_matvec(&L->down, pl->n_mv, d_mv, d_slot, d_slot, ws->d_h, NULL, ws->d_out, 0, 0, st, err, cap))
             return -1;
     }
@@ -1759,7 +1829,7 @@ static int qmc_model_create_impl(qmc_handle *h, const qm_cuda_model_desc *d, cha
     char what[96];
     snprintf(what, sizeof(what), "the model's %d layers (%d with their experts)", d->n_layer, on_gpu);
     QMC_CU(cudaGetDevice(&h->device));
-    if (qmc_check_fit(weights, what, err, cap)) return -1;
+    if (qmc_check_fit(weights, what, QMC_HINT_EXPERTS, err, cap)) return -1;
 
     // upload
     h->layers = static_cast<qmc_layer *>(calloc((size_t)d->n_layer, sizeof(qmc_layer)));
@@ -1838,7 +1908,7 @@ static int qmc_ctx_alloc(qmc_ctx *c, const qm_cuda_ctx_desc *d, char *err, size_
     char what[128];
     snprintf(what, sizeof(what), "a context of %d tokens (batch %d; KV cache %.1f MiB)", d->n_ctx, d->n_batch,
              2 * kv_bytes / 1048576.0);
-    if (qmc_check_fit(need, what, err, cap)) return -1;
+    if (qmc_check_fit(need, what, "use a smaller n_ctx or n_batch", err, cap)) return -1;
     QMC_CU(cudaMalloc(&c->k_cache, kv_bytes));
     QMC_CU(cudaMalloc(&c->v_cache, kv_bytes));
     QMC_CU(cudaMalloc((void **)&c->rope_cos, (size_t)d->n_ctx * half * 4));
@@ -1905,14 +1975,14 @@ static void qmc_ctx_free(void *c) {
 }
 
 // out [T][rows] = W . in[t] (add: +=), in [T][cols] on the device, rounded first as the CPU's
-// kernel for W's type sees it. Fewer than gemm_min tokens: the mat-vec kernel; more: rows
-// dequantized in chunks into dense_w, then cuBLAS.
-static int qmc_dense(qmc_ctx *c, const qmc_tensor *W, const float *in, int T, float *out, int add, char *err,
-                     size_t cap) {
+// kernel for W's type sees it (rounded: in is that already). Fewer than gemm_min tokens: the
+// mat-vec kernel; more: rows dequantized in chunks into dense_w, then cuBLAS.
+static int qmc_dense(qmc_ctx *c, const qmc_tensor *W, const float *in, int T, float *out, int add, int rounded,
+                     char *err, size_t cap) {
     cudaStream_t st = c->ws.stream;
     const int kind = qmc_act_kind(W->type), cols = W->cols, rows = W->rows;
     const float *src = in;
-    if (kind != QMC_ACT_F32) {
+    if (kind != QMC_ACT_F32 && !rounded) {
         if (qmc_launch_actq(in, c->xq, T, cols, kind, st, err, cap)) return -1;
         src = c->xq;
     }
@@ -1955,9 +2025,9 @@ static int qmc_launch_embed(qmc_ctx *c, int T, char *err, size_t cap) {
     return 0;
 }
 
-// The routed experts of layer il (y: the residual stream, added to). Few tokens: the plan is
-// made on the device (every pair its own mat-vec group); more: on the host, which costs a
-// copy of the ids and a sync. Layers whose experts stay on the CPU go through cpu_moe.
+// The routed experts of layer il (y: the residual stream, added to). Few tokens: the plan was
+// made on the device by the router (every pair its own mat-vec group); more: on the host,
+// which costs a copy of the ids and a sync. Layers whose experts stay on the CPU go through cpu_moe.
 static int qmc_ffn(qmc_ctx *c, int il, int T, void *user, char *err, size_t cap) {
     const qmc_fwd *f = c->h->fwd;
     const qmc_layer *L = &c->h->layers[il];
@@ -1978,10 +2048,7 @@ static int qmc_ffn(qmc_ctx *c, int il, int T, void *user, char *err, size_t cap)
     }
     qmc_plan pl;
     memset(&pl, 0, sizeof(pl));
-    if (T < ws->gemm_min) {
-        QMC_LAUNCH(qmc_k_pairs, qmc_blocks((size_t)n_pairs, 64), 64, st)(
-            c->ids, n_pairs, K, ws->d_ints, ws->d_ints + n_pairs, reinterpret_cast<qmc_group *>(ws->d_ints + 2 * n_pairs));
-        QMC_LAUNCHED("pairs");
+    if (T < ws->gemm_min) { // the router wrote the plan: every pair a mat-vec group
         pl.n_mv = n_pairs;
     } else {
         QMC_CU(cudaMemcpyAsync(ws->h_ints, c->ids, sizeof(int) * (size_t)n_pairs, cudaMemcpyDeviceToHost, st));
@@ -2009,26 +2076,31 @@ static int qmc_forward(qmc_ctx *c, int T, int n_out, void *user, char *err, size
         // attention
         QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), warps, st)(c->x, L->attn_norm, E, f->eps, c->xn, T);
         QMC_LAUNCHED("rmsnorm");
-        if (qmc_dense(c, &L->wq, c->xn, T, c->q, 0, err, cap) || qmc_dense(c, &L->wk, c->xn, T, c->k, 0, err, cap) ||
-            qmc_dense(c, &L->wv, c->xn, T, c->v, 0, err, cap))
+        // q, k and v read the same input: rounded once when their types round it alike
+        const int kq = qmc_act_kind(L->wq.type), rk = kq != QMC_ACT_F32 && qmc_act_kind(L->wk.type) == kq,
+                  rv = kq != QMC_ACT_F32 && qmc_act_kind(L->wv.type) == kq;
+        if (qmc_dense(c, &L->wq, c->xn, T, c->q, 0, 0, err, cap) ||
+            qmc_dense(c, &L->wk, rk ? c->xq : c->xn, T, c->k, 0, rk, err, cap) ||
+            qmc_dense(c, &L->wv, rv ? c->xq : c->xn, T, c->v, 0, rv, err, cap))
             return -1;
-        QMC_LAUNCH(qmc_k_norm_rope, qmc_blocks((size_t)T * f->n_head, 4), warps, st)(
-            c->q, T, f->n_head, hd, L->q_norm, f->eps, c->rope_cos, c->rope_sin, c->pos, (void *)NULL, base, kvd, f16);
-        QMC_LAUNCHED("norm_rope q");
-        QMC_LAUNCH(qmc_k_norm_rope, qmc_blocks((size_t)T * f->n_head_kv, 4), warps, st)(
-            c->k, T, f->n_head_kv, hd, L->k_norm, f->eps, c->rope_cos, c->rope_sin, c->pos, c->k_cache, base, kvd, f16);
-        QMC_LAUNCHED("norm_rope k");
-        QMC_LAUNCH(qmc_k_store_v, qmc_blocks((size_t)T * kvd, 256), 256, st)(c->v, T, kvd, c->pos, c->v_cache, base, f16);
-        QMC_LAUNCHED("store_v");
+        QMC_LAUNCH(qmc_k_qkv_post, qmc_blocks((size_t)T * (f->n_head + 2 * f->n_head_kv), 4), warps, st)(
+            c->q, c->k, c->v, T, f->n_head, f->n_head_kv, hd, L->q_norm, L->k_norm, f->eps, c->rope_cos, c->rope_sin,
+            c->pos, c->k_cache, c->v_cache, base, f16);
+        QMC_LAUNCHED("qkv_post");
         QMC_LAUNCH(qmc_k_attention, dim3((unsigned)f->n_head, (unsigned)T), dim3(32, QMC_ATT_WARPS), st)(
             c->q, c->k_cache, c->v_cache, base, f->n_head, f->n_head_kv, hd, c->pos, f16, c->att);
         QMC_LAUNCHED("attention");
-        if (qmc_dense(c, &L->wo, c->att, T, c->x, 1, err, cap)) return -1; // x += wo . att
+        if (qmc_dense(c, &L->wo, c->att, T, c->x, 1, 0, err, cap)) return -1; // x += wo . att
         // feed-forward
         QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), warps, st)(c->x, L->ffn_norm, E, f->eps, c->xn, T);
         QMC_LAUNCHED("rmsnorm");
-        if (!f->dense && qmc_dense(c, &L->router, c->xn, T, c->router, 0, err, cap)) return -1;
-        QMC_LAUNCH(qmc_k_route, qmc_blocks((size_t)T, 4), warps, st)(c->router, T, f->n_expert, f->K, c->ids, c->wts);
+        if (!f->dense && qmc_dense(c, &L->router, c->xn, T, c->router, 0, 0, err, cap)) return -1;
+        // few tokens on GPU experts: the router writes the mat-vec plan too (see qmc_ffn)
+        const int dplan = c->h->layers[il].gate.dev && T < c->ws.gemm_min, np = T * f->K;
+        int *di = c->ws.d_ints;
+        QMC_LAUNCH(qmc_k_route, qmc_blocks((size_t)T, 4), warps, st)(
+            c->router, T, f->n_expert, f->K, c->ids, c->wts, dplan ? di : (int *)NULL, dplan ? di + np : (int *)NULL,
+            dplan ? reinterpret_cast<qmc_group *>(di + 2 * np) : (qmc_group *)NULL);
         QMC_LAUNCHED("route");
         if (qmc_ffn(c, il, T, user, err, cap)) return -1;
     }
@@ -2036,7 +2108,7 @@ static int qmc_forward(qmc_ctx *c, int T, int n_out, void *user, char *err, size
     QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)n_out, 4), warps, st)(c->x + (size_t)(T - n_out) * E, f->output_norm,
                                                                         E, f->eps, c->xn, n_out);
     QMC_LAUNCHED("rmsnorm");
-    if (qmc_dense(c, &f->output, c->xn, n_out, c->logits, 0, err, cap)) return -1;
+    if (qmc_dense(c, &f->output, c->xn, n_out, c->logits, 0, 0, err, cap)) return -1;
     QMC_CU(cudaMemcpyAsync(c->h_logits, c->logits, sizeof(float) * (size_t)n_out * f->n_vocab, cudaMemcpyDeviceToHost,
                            st));
     return 0;
@@ -2120,20 +2192,7 @@ static int qmc_ctx_eval(void *cv, const int32_t *tokens, int T, int pos, int n_o
 }
 
 static void *qmc_model_create(const qm_cuda_model_desc *d, char *err, size_t cap) {
-    if (!d) {
-        qmc_errf(err, cap, "no description");
-        return NULL;
-    }
-    qmc_handle *h = new (std::nothrow) qmc_handle();
-    if (!h) {
-        qmc_errf(err, cap, "out of host memory");
-        return NULL;
-    }
-    if (qmc_model_create_impl(h, d, err, cap) != 0) {
-        qmc_destroy(h);
-        return NULL;
-    }
-    return h;
+    return qmc_new_handle(d, qmc_model_create_impl, err, cap);
 }
 
 static void qmc_free(void *p) { qmc_destroy(static_cast<qmc_handle *>(p)); }

@@ -95,6 +95,21 @@ if cmp -s "$tmp/logits-16-forward.bin" "$tmp/logits-1-forward.bin"; then
     bad "qwenmoe-logits-simt: prefill (batch 16, cuBLAS) and decode (batch 1, mat-vec) give identical bits: expected the f16 GEMM to differ"
 else ok; fi
 echo "# cuda_simt logits: thread orders forward, reverse, shuffle compared"
+#    too little device memory: the context, then the model, then the experts refused, each
+#    with a warning that says what was needed, and the run goes on (on the CPU: the same
+#    logits as the CPU build)
+"$B/qwenmoe-logits" -m "$m" --ids "$ids" -t 2 -o "$tmp/cpu.bin" > /dev/null 2>&1
+QMC_SIMT_MEM_MB=270 "$B/cuda/qwenmoe-logits-simt" -m "$m" --ids "$ids" -t 2 -o "$tmp/m270.bin" > "$tmp/m270.out" 2>&1; st=$?
+if [ $st -eq 0 ] && [ -s "$tmp/m270.bin" ] && grep -q "cannot make a context of 24 tokens on the GPU (.*are needed.*free of 270.0 MiB: use a smaller n_ctx or n_batch): it runs on the CPU, its experts on the GPU" "$tmp/m270.out"; then ok
+else bad "270 MiB device: expected the context's refusal and a CPU run with GPU experts (status $st): $(head -c 400 "$tmp/m270.out")"; fi
+QMC_SIMT_MEM_MB=262 "$B/cuda/qwenmoe-logits-simt" -m "$m" --ids "$ids" -t 2 -o "$tmp/m262.bin" > "$tmp/m262.out" 2>&1; st=$?
+if [ $st -eq 0 ] && grep -q "cannot upload the model to .*trying the experts alone" "$tmp/m262.out" &&
+   grep -q "cannot upload the experts to .*cuda_cpu_moe_layers to keep the first layers' experts on the CPU): running on the CPU" "$tmp/m262.out" &&
+   cmp -s "$tmp/cpu.bin" "$tmp/m262.bin"; then ok
+else bad "262 MiB device: expected both refusals and the CPU's logits (status $st): $(head -c 600 "$tmp/m262.out")"; fi
+QMC_SIMT_NODEV=1 "$B/cuda/qwenmoe-logits-simt" -m "$m" --ids "$ids" -t 2 -o "$tmp/nodev.bin" > "$tmp/nodev.out" 2>&1; st=$?
+if [ $st -eq 0 ] && grep -q "CUDA is linked in but unusable" "$tmp/nodev.out" && cmp -s "$tmp/cpu.bin" "$tmp/nodev.bin"; then ok
+else bad "no device: expected the warning and the CPU's logits (status $st): $(head -c 300 "$tmp/nodev.out")"; fi
 
 # 5. the GPU test (skips without a GPU)
 "$B/cuda/test_cuda_gpu" --mkmodel "$B/qwenmoe-mkmodel" --dir "$B/cuda/models" > "$tmp/gpu.out" 2>&1; st=$?
