@@ -17,7 +17,7 @@
          IQ4_NL IQ4_XS, bit-exact with ggml's reference code
        - runs the Qwen3-MoE forward pass (arch "qwen3moe") and dense Qwen3 (arch "qwen3")
        - byte-level BPE tokenizer (Qwen2 pre-tokenizer, NFC), ChatML chat templates, sampling
-       - optional CUDA expert dispatch: link qwenmoe_cuda.o and it is picked up (section 7)
+       - optional CUDA: link qwenmoe_cuda.o and the forward runs on the GPU (section 7)
 
    CONFIGURATION (define before including the implementation)
        QWENMOE_STATIC         make every public function static (private copy in one file)
@@ -10096,9 +10096,13 @@ static qm_result qm__forward_cuda(qm_context *c, const int32_t *tokens, int T, i
    the CPU's expert path on the context's buffers. */
 static int qm__cuda_cpu_moe(void *user, int il, int T, const float *x, const int32_t *ids, const float *w, float *y) {
     qm_context *c = QM__CAST(qm_context *, user);
-    const qm_hparams *hp = &c->m->hp;
-    const int E = hp->n_embd, K = hp->n_expert ? hp->n_expert_used : 1;
-    if (!c || il < 0 || il >= hp->n_layer || T <= 0 || T > c->n_batch) return -1;
+    const qm_hparams *hp;
+    int E, K;
+    if (!c) return -1;
+    hp = &c->m->hp;
+    E = hp->n_embd;
+    K = hp->n_expert ? hp->n_expert_used : 1;
+    if (il < 0 || il >= hp->n_layer || T <= 0 || T > c->n_batch) return -1;
     memcpy(c->xn, x, sizeof(float) * (size_t)T * E);
     if (hp->n_expert) {
         memcpy(c->sel, ids, sizeof(int32_t) * (size_t)T * K);

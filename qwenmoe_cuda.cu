@@ -64,7 +64,8 @@
 //   CPU). ctx_create() does the same for the KV cache.
 //
 //   THE WHOLE FORWARD (section 5; the order of qwenmoe.h's qm__forward, one kernel per step):
-//   embedding rows decoded from the file's type; RMSNorm (one warp per row); q, k, v by
+//   embedding rows decoded from the file's type; RMSNorm (one warp per row, which also rounds
+//   the row as the next product's int8 kernels see it); q, k, v by
 //   qmc_dense (the mat-vec kernel for fewer than gemm_min tokens, else rows dequantized in
 //   32 MiB chunks and cuBLAS; their input rounded once for the three); per-head q/k norm and
 //   NeoX RoPE with the header's own cos/sin tables, the keys and values stored in the cache
@@ -81,8 +82,8 @@
 //   Decode (one token, one logits row) is captured once per context as a CUDA graph and
 //   replayed: the token and position are read from pinned memory by the graph's first copies,
 //   so one graph serves every step (QWENMOE_CUDA_GRAPH=0: launch the kernels one by one; the
-//   same bits). A decode step is 17 kernels per layer and 4 more (counted under the host
-//   emulation: 72 launches per token on a 4-layer model, so 820 for the 48 layers of
+//   same bits). A decode step is 15 kernels per layer and 3 more (counted under the host
+//   emulation: 63 launches per token on a 4-layer model, so 723 for the 48 layers of
 //   Qwen3-30B-A3B) and three copies (token, position, logits). Contexts are independent: each has its own stream, cuBLAS handle and buffers,
 //   and they run at the same time on the GPU (the weights are only read). Not done: split-K
 //   attention for long contexts (one block per head is few blocks at batch 1), fused
@@ -808,14 +809,8 @@ __global__ void qmc_k_dequant(const uint8_t *W, int cols, size_t row_bytes, size
     else qmc_dequant_f32_item<TYPE>(W, cols, row_bytes, g, static_cast<float *>(out));
 }
 
-// Activation blocks of n_blocks * block contiguous values, src to dst (may be the same):
-// one warp per block, block (32, 4).
-__global__ void __launch_bounds__(128) qmc_k_actq(const float *src, float *dst, size_t n_blocks, int kind, int block) {
-    const size_t b = (size_t)blockIdx.x * blockDim.y + threadIdx.y;
-    const int lane = threadIdx.x, per = block / 32;
-    if (b >= n_blocks) return; // whole warps leave together
-    src += b * block;
-    dst += b * block;
+// One activation block (per * 32 values) rounded by one warp, src to dst (may be the same).
+__device__ __forceinline__ void qmc_actq_warp(const float *src, float *dst, int lane, int per, int kind) {
     qmc_amax m = qmc_actq_scan(src, lane, per);
     for (int o = 16; o > 0; o >>= 1) {
         qmc_amax other;
@@ -825,6 +820,14 @@ __global__ void __launch_bounds__(128) qmc_k_actq(const float *src, float *dst, 
         m = qmc_actq_pick(m, other);
     }
     qmc_actq_write(src, dst, lane, per, kind, m); // every lane read its values before any write
+}
+
+// Activation blocks of n_blocks * block contiguous values, src to dst (may be the same):
+// one warp per block, block (32, 4).
+__global__ void __launch_bounds__(128) qmc_k_actq(const float *src, float *dst, size_t n_blocks, int kind, int block) {
+    const size_t b = (size_t)blockIdx.x * blockDim.y + threadIdx.y;
+    if (b >= n_blocks) return; // whole warps leave together
+    qmc_actq_warp(src + b * block, dst + b * block, threadIdx.x, block / 32, kind);
 }
 
 // X[p][c] = x[tok[p]][c] for the gemm pairs, f16 or f32.
@@ -877,17 +880,24 @@ __global__ void qmc_k_embed(const uint8_t *W, size_t row_bytes, const int *token
     Q::slice(W + (size_t)tokens[t] * row_bytes + (size_t)(s / spb) * Q::BYTES, s % spb, x + (size_t)t * E + 8 * s);
 }
 
-// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, one warp per row of n, block (32, 4).
+// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, one warp per row of n, block (32, 4). yq != NULL:
+// also y rounded as the CPU's int8 kernels of the next product see it (kind, blocks of blk
+// values: qmc_k_actq's steps, so the same bits), saving that launch.
 __global__ void __launch_bounds__(128) qmc_k_rmsnorm(const float *x, const float *w, int n, float eps, float *y,
-                                                     int rows) {
+                                                     int rows, float *yq, int kind, int blk) {
     const int r = blockIdx.x * blockDim.y + threadIdx.y, lane = threadIdx.x;
     if (r >= rows) return;
     const float *xr = x + (size_t)r * n;
+    float *yr = y + (size_t)r * n;
     float ss = 0.0f;
     for (int i = lane; i < n; i += 32) ss = fmaf(xr[i], xr[i], ss);
     ss = qmc_warp_sum(ss);
     const float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int i = lane; i < n; i += 32) y[(size_t)r * n + i] = (xr[i] * scale) * w[i];
+    for (int i = lane; i < n; i += 32) yr[i] = (xr[i] * scale) * w[i];
+    if (!yq) return;
+    __syncwarp(); // the row as the other lanes wrote it
+    for (int b = 0; b < n / blk; b++)
+        qmc_actq_warp(yr + (size_t)b * blk, yq + (size_t)r * n + (size_t)b * blk, lane, blk / 32, kind);
 }
 
 __device__ __forceinline__ void qmc_cache_put(void *cache, size_t i, float v, int f16) {
@@ -1555,8 +1565,9 @@ static int qmc_gemm(qmc_ws *w, int f16, int n, int M, int Kd, const void *W, con
 // The routed experts of one layer for T tokens whose inputs x [T][E] and weights w [T][K]
 // are on the device, by the plan pl (its mat-vec groups, tok and slot are in w->d_ints
 // already; its gemm groups are read on the host). y [T][E] = the weighted sum (add: += it).
+// xg_ready: ws->d_xqg holds x rounded for gate's type already (qmc_k_rmsnorm did it).
 static int qmc_moe_exec(qmc_ws *ws, const qmc_layer *L, int T, const qmc_plan *pl, const float *x, const float *w,
-                        float *y, int add, char *err, size_t cap) {
+                        float *y, int add, int xg_ready, char *err, size_t cap) {
     const int E = ws->E, ff = ws->ff, K = ws->K, n_pairs = T * K;
     const int *d_tok = ws->d_ints, *d_slot = ws->d_ints + n_pairs;
     const qmc_group *d_mv = reinterpret_cast<const qmc_group *>(ws->d_ints + 2 * n_pairs);
@@ -1565,7 +1576,7 @@ static int qmc_moe_exec(qmc_ws *ws, const qmc_layer *L, int T, const qmc_plan *p
     const int kg = qmc_act_kind(L->gate.type), ku = qmc_act_kind(L->up.type), kd = qmc_act_kind(L->down.type);
     const float *xg = x, *xu = x;
     if (kg != QMC_ACT_F32) {
-        if (qmc_launch_actq(x, ws->d_xqg, T, E, kg, st, err, cap)) return -1;
+        if (!xg_ready && qmc_launch_actq(x, ws->d_xqg, T, E, kg, st, err, cap)) return -1;
         xg = ws->d_xqg;
     }
     if (ku == kg) xu = xg;
@@ -1673,7 +1684,7 @@ static int qmc_eval_locked(qmc_handle *h, int il, int T, const float *x, const i
     if (qmc_plan_upload(ws, T, ids, err, cap)) return -1;
     QMC_CU(cudaMemcpyAsync(ws->d_x, ws->h_x, sizeof(float) * (size_t)T * E, cudaMemcpyHostToDevice, st));
     QMC_CU(cudaMemcpyAsync(ws->d_w, ws->h_w, sizeof(float) * (size_t)T * K, cudaMemcpyHostToDevice, st));
-    if (qmc_moe_exec(ws, L, T, &ws->plan, ws->d_x, ws->d_w, ws->d_y, 0, err, cap)) return -1;
+    if (qmc_moe_exec(ws, L, T, &ws->plan, ws->d_x, ws->d_w, ws->d_y, 0, 0, err, cap)) return -1;
     QMC_CU(cudaMemcpyAsync(ws->h_y, ws->d_y, sizeof(float) * (size_t)T * E, cudaMemcpyDeviceToHost, st));
     QMC_CU(cudaStreamSynchronize(st));
     memcpy(y, ws->h_y, sizeof(float) * (size_t)T * E);
@@ -2010,6 +2021,16 @@ static int qmc_dense(qmc_ctx *c, const qmc_tensor *W, const float *in, int T, fl
     return 0;
 }
 
+// c->xn [T][E] = RMSNorm of x with w; xq != NULL: also rounded for kind into xq.
+static int qmc_launch_rmsnorm(qmc_ctx *c, const float *x, const float *w, int T, float *xq, int kind, char *err,
+                              size_t cap) {
+    const qmc_fwd *f = c->h->fwd;
+    QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), dim3(32, 4), c->ws.stream)(x, w, f->E, f->eps, c->xn, T, xq,
+                                                                                   kind, qmc_act_block(kind));
+    QMC_LAUNCHED("rmsnorm");
+    return 0;
+}
+
 static int qmc_launch_embed(qmc_ctx *c, int T, char *err, size_t cap) {
     const qmc_tensor *t = &c->h->fwd->tok_embd;
     const int E = c->h->fwd->E;
@@ -2028,7 +2049,7 @@ static int qmc_launch_embed(qmc_ctx *c, int T, char *err, size_t cap) {
 // The routed experts of layer il (y: the residual stream, added to). Few tokens: the plan was
 // made on the device by the router (every pair its own mat-vec group); more: on the host,
 // which costs a copy of the ids and a sync. Layers whose experts stay on the CPU go through cpu_moe.
-static int qmc_ffn(qmc_ctx *c, int il, int T, void *user, char *err, size_t cap) {
+static int qmc_ffn(qmc_ctx *c, int il, int T, void *user, int xg_ready, char *err, size_t cap) {
     const qmc_fwd *f = c->h->fwd;
     const qmc_layer *L = &c->h->layers[il];
     qmc_ws *ws = &c->ws;
@@ -2058,7 +2079,7 @@ static int qmc_ffn(qmc_ctx *c, int il, int T, void *user, char *err, size_t cap)
         if (qmc_plan_upload(ws, T, ws->ids, err, cap)) return -1;
         pl = ws->plan;
     }
-    return qmc_moe_exec(ws, L, T, &pl, c->xn, c->wts, c->x, 1, err, cap);
+    return qmc_moe_exec(ws, L, T, &pl, c->xn, c->wts, c->x, 1, xg_ready, err, cap);
 }
 
 // One forward of T tokens at positions pos .. pos + T - 1 on the stream, up to the logits of
@@ -2074,12 +2095,12 @@ static int qmc_forward(qmc_ctx *c, int T, int n_out, void *user, char *err, size
         const qmc_fwd_layer *L = &f->layers[il];
         const size_t base = (size_t)il * c->n_ctx * kvd;
         // attention
-        QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), warps, st)(c->x, L->attn_norm, E, f->eps, c->xn, T);
-        QMC_LAUNCHED("rmsnorm");
-        // q, k and v read the same input: rounded once when their types round it alike
-        const int kq = qmc_act_kind(L->wq.type), rk = kq != QMC_ACT_F32 && qmc_act_kind(L->wk.type) == kq,
-                  rv = kq != QMC_ACT_F32 && qmc_act_kind(L->wv.type) == kq;
-        if (qmc_dense(c, &L->wq, c->xn, T, c->q, 0, 0, err, cap) ||
+        // q, k and v read the same input: the norm rounds it too, once for those of them whose
+        // types round it alike (as q's)
+        const int kq = qmc_act_kind(L->wq.type), rq = kq != QMC_ACT_F32;
+        const int rk = rq && qmc_act_kind(L->wk.type) == kq, rv = rq && qmc_act_kind(L->wv.type) == kq;
+        if (qmc_launch_rmsnorm(c, c->x, L->attn_norm, T, rq ? c->xq : NULL, kq, err, cap) ||
+            qmc_dense(c, &L->wq, rq ? c->xq : c->xn, T, c->q, 0, rq, err, cap) ||
             qmc_dense(c, &L->wk, rk ? c->xq : c->xn, T, c->k, 0, rk, err, cap) ||
             qmc_dense(c, &L->wv, rv ? c->xq : c->xn, T, c->v, 0, rv, err, cap))
             return -1;
@@ -2092,8 +2113,10 @@ static int qmc_forward(qmc_ctx *c, int T, int n_out, void *user, char *err, size
         QMC_LAUNCHED("attention");
         if (qmc_dense(c, &L->wo, c->att, T, c->x, 1, 0, err, cap)) return -1; // x += wo . att
         // feed-forward
-        QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)T, 4), warps, st)(c->x, L->ffn_norm, E, f->eps, c->xn, T);
-        QMC_LAUNCHED("rmsnorm");
+        // the norm also rounds the input of the GPU experts' gate (the router reads it unrounded)
+        const qmc_tensor *G = &c->h->layers[il].gate;
+        const int kg = G->dev ? qmc_act_kind(G->type) : QMC_ACT_F32, xg_ready = kg != QMC_ACT_F32;
+        if (qmc_launch_rmsnorm(c, c->x, L->ffn_norm, T, xg_ready ? c->ws.d_xqg : NULL, kg, err, cap)) return -1;
         if (!f->dense && qmc_dense(c, &L->router, c->xn, T, c->router, 0, 0, err, cap)) return -1;
         // few tokens on GPU experts: the router writes the mat-vec plan too (see qmc_ffn)
         const int dplan = c->h->layers[il].gate.dev && T < c->ws.gemm_min, np = T * f->K;
@@ -2102,13 +2125,13 @@ static int qmc_forward(qmc_ctx *c, int T, int n_out, void *user, char *err, size
             c->router, T, f->n_expert, f->K, c->ids, c->wts, dplan ? di : (int *)NULL, dplan ? di + np : (int *)NULL,
             dplan ? reinterpret_cast<qmc_group *>(di + 2 * np) : (qmc_group *)NULL);
         QMC_LAUNCHED("route");
-        if (qmc_ffn(c, il, T, user, err, cap)) return -1;
+        if (qmc_ffn(c, il, T, user, xg_ready, err, cap)) return -1;
     }
     // final norm and LM head, for the rows whose logits are wanted
-    QMC_LAUNCH(qmc_k_rmsnorm, qmc_blocks((size_t)n_out, 4), warps, st)(c->x + (size_t)(T - n_out) * E, f->output_norm,
-                                                                        E, f->eps, c->xn, n_out);
-    QMC_LAUNCHED("rmsnorm");
-    if (qmc_dense(c, &f->output, c->xn, n_out, c->logits, 0, 0, err, cap)) return -1;
+    const int ko = qmc_act_kind(f->output.type), ro = ko != QMC_ACT_F32;
+    if (qmc_launch_rmsnorm(c, c->x + (size_t)(T - n_out) * E, f->output_norm, n_out, ro ? c->xq : NULL, ko, err, cap) ||
+        qmc_dense(c, &f->output, ro ? c->xq : c->xn, n_out, c->logits, 0, ro, err, cap))
+        return -1;
     QMC_CU(cudaMemcpyAsync(c->h_logits, c->logits, sizeof(float) * (size_t)n_out * f->n_vocab, cudaMemcpyDeviceToHost,
                            st));
     return 0;
