@@ -58,7 +58,7 @@ $(CB)/qwenmoe-logits-simt: tools/logits.c $(CB)/qwenmoe_cuda_simt.o $(HDR) | $(C
 CUDA_TESTS = $(CB)/test_cuda_host $(CB)/test_cuda_gpu $(CB)/impl.o $(CB)/impl_pic.o \
              $(CB)/qwenmoe_cuda_pic.o $(CB)/test_simt $(CB)/test_cuda_simt $(CB)/qwenmoe-logits-simt
 
-test-cuda: cuda $(CUDA_TESTS) $(B)/qwenmoe-generate $(B)/qwenmoe-chat $(B)/qwenmoe-mkmodel \
+test-cuda: cuda $(CUDA_TESTS) $(B)/qwenmoe-generate $(B)/qwenmoe-chat $(B)/qwenmoe-logits $(B)/qwenmoe-mkmodel \
            $(B)/models/tiny.gguf $(B)/models/tiny-q8.gguf
 	@CC="$(CC)" CUDA_HOME="$(CUDA_HOME)" bash tests/cuda/run.sh $(B)
 

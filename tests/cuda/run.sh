@@ -98,7 +98,8 @@ echo "# cuda_simt logits: thread orders forward, reverse, shuffle compared"
 #    too little device memory: the context, then the model, then the experts refused, each
 #    with a warning that says what was needed, and the run goes on (on the CPU: the same
 #    logits as the CPU build)
-"$B/qwenmoe-logits" -m "$m" --ids "$ids" -t 2 -o "$tmp/cpu.bin" > /dev/null 2>&1
+if "$B/qwenmoe-logits" -m "$m" --ids "$ids" -t 2 -o "$tmp/cpu.bin" > "$tmp/cpu.out" 2>&1 && [ -s "$tmp/cpu.bin" ]; then ok
+else bad "the CPU build of qwenmoe-logits failed: $(head -c 300 "$tmp/cpu.out")"; fi
 QMC_SIMT_MEM_MB=270 "$B/cuda/qwenmoe-logits-simt" -m "$m" --ids "$ids" -t 2 -o "$tmp/m270.bin" > "$tmp/m270.out" 2>&1; st=$?
 if [ $st -eq 0 ] && [ -s "$tmp/m270.bin" ] && grep -q "cannot make a context of 24 tokens on the GPU (.*are needed.*free of 270.0 MiB: use a smaller n_ctx or n_batch): it runs on the CPU, its experts on the GPU" "$tmp/m270.out"; then ok
 else bad "270 MiB device: expected the context's refusal and a CPU run with GPU experts (status $st): $(head -c 400 "$tmp/m270.out")"; fi
